@@ -1,0 +1,1 @@
+"""Analysis: status and the HTML report."""

@@ -1,0 +1,33 @@
+"""Options and output helpers shared by every command."""
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+# Data goes to stdout, everything else (progress, tables for people) to stderr.
+stdout = Console()
+stderr = Console(stderr=True)
+
+JobOption = Annotated[
+    Path,
+    typer.Option(
+        "--job",
+        "-j",
+        help="Job file (TOML). Default: batchkit.toml in the current directory.",
+        envvar="BATCHKIT_JOB",
+    ),
+]
+DEFAULT_JOB = Path("batchkit.toml")
+
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only errors and the result.")
+]
+
+
+def configure_logging(verbose: bool) -> None:
+    """Send batchkit's log records to stderr at INFO (or DEBUG with --debug)."""
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

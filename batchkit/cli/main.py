@@ -1,0 +1,67 @@
+"""The `batchkit` command: one typer app, one sub-module per phase."""
+
+import sys
+from typing import Annotated
+
+import typer
+
+from batchkit.cli import common
+from batchkit.errors import BatchkitError
+
+app = typer.Typer(
+    name="batchkit",
+    help="Run very large LLM generation jobs as rerunnable phases: "
+    "prepare, execute, load.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and debug logs.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+    common.configure_logging(debug)
+
+
+def _register_commands() -> None:
+    # Each phase's module adds its own commands; a missing module is a bug.
+    from batchkit.cli import commands
+
+    commands.register(app)
+
+
+def main() -> None:
+    """Run the CLI, turning batchkit errors into one line on stderr and exit 1."""
+    _register_commands()
+    try:
+        app(standalone_mode=False)
+    except BatchkitError as error:
+        if _state["debug"]:
+            raise
+        common.stderr.print(f"[red]Error:[/red] {error}", highlight=False)
+        sys.exit(1)
+    except typer.Abort:
+        common.stderr.print("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as error:  # click usage errors and the like
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

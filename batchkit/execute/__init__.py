@@ -1,0 +1,1 @@
+"""The execute phase: selection, limits, retries, runners and the response log."""

@@ -1,0 +1,1 @@
+"""The load phase: reconcile, validate, targets and the load ledger."""

@@ -1,0 +1,1 @@
+"""The prepare phase: inputs, items, rendering, batch files and estimates."""

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible protocol: bodies, responses, usage and error classes."""

@@ -1,0 +1,1 @@
+"""The provider simulator: an OpenAI-compatible server for tests, demo and benchmarks."""

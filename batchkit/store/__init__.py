@@ -1,0 +1,1 @@
+"""The job database: schema, connections and SQL views."""

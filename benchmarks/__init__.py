@@ -1,0 +1,1 @@
+"""Benchmarks printed by `make bench`; figures are recorded in docs/benchmarks.md."""

@@ -1,0 +1,3 @@
+"""Shared fixtures: each real component's fixture lives in tests/fixtures/."""
+
+pytest_plugins: list[str] = []
