@@ -50,7 +50,12 @@ RESERVED_NAMES = {
     "load_ledger",
     "batchkit_meta",
 }
-INPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "jsonl"}
+INPUT_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".jsonl": "jsonl",
+}
 ROLES = {"system", "user", "assistant", "developer"}
 
 
@@ -155,7 +160,9 @@ def load_job(path: Path | str) -> Job:
     load = _read_load(check, check.table(data, "load", "load"), stages)
     known = {"job", "inputs", "items", "provider", "stages", "prices", "load"}
     for extra in sorted(set(data) - known):
-        check.add(extra, "...", f"unknown section; known sections: {', '.join(sorted(known))}")
+        check.add(
+            extra, "...", f"unknown section; known sections: {', '.join(sorted(known))}"
+        )
 
     if check.problems:
         raise JobError(_summarise(check.problems))
@@ -196,13 +203,19 @@ def _read_inputs(
 ) -> tuple[InputSpec, ...]:
     table = check.table(data, "inputs", "inputs")
     if not table:
-        check.add("inputs", None, "at least one input is required, e.g. [inputs.products]")
+        check.add(
+            "inputs", None, "at least one input is required, e.g. [inputs.products]"
+        )
     inputs = []
     for name, spec in table.items():
         key = f"inputs.{name}"
         if not NAME_PATTERN.match(name) or name.lower() in RESERVED_NAMES:
-            check.add(key, name, "invalid table name; use a letter then letters, digits "
-                      f"or '_', and none of: {', '.join(sorted(RESERVED_NAMES))}")
+            check.add(
+                key,
+                name,
+                "invalid table name; use a letter then letters, digits "
+                f"or '_', and none of: {', '.join(sorted(RESERVED_NAMES))}",
+            )
         if isinstance(spec, str):
             spec = {"path": spec}
         if not isinstance(spec, dict):
@@ -224,54 +237,106 @@ def _read_items(check: _Checker, data: dict[str, Any]) -> ItemsSpec:
     query = check.required_text(table, "items.query", "query")
     key = check.names(table, "items.key", "key")
     if not key:
-        check.add("items.key", None, "list the columns that identify an item, e.g. ['id']")
+        check.add(
+            "items.key", None, "list the columns that identify an item, e.g. ['id']"
+        )
     return ItemsSpec(query=query, key=key)
 
 
 def _read_provider(check: _Checker, table: dict[str, Any]) -> ProviderSpec:
-    base_url = check.text(table, "provider.base_url", "base_url", "https://api.openai.com/v1")
+    base_url = check.text(
+        table, "provider.base_url", "base_url", "https://api.openai.com/v1"
+    )
     if base_url and not re.match(r"^https?://", base_url):
         check.add("provider.base_url", base_url, "must start with http:// or https://")
     key_env = check.text(table, "provider.api_key_env", "api_key_env", "OPENAI_API_KEY")
     if key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
-        check.add("provider.api_key_env", "(hidden)",
-                  "must be the NAME of an environment variable, never the key itself")
+        check.add(
+            "provider.api_key_env",
+            "(hidden)",
+            "must be the NAME of an environment variable, never the key itself",
+        )
     if "api_key" in table:
-        check.add("provider.api_key", "(hidden)", "keys do not belong in the job file; "
-                  "set api_key_env to the name of an environment variable")
+        check.add(
+            "provider.api_key",
+            "(hidden)",
+            "keys do not belong in the job file; "
+            "set api_key_env to the name of an environment variable",
+        )
     batch_table = check.table(table, "provider.batch", "batch")
     batch = BatchLimits(
-        max_lines=check.number(batch_table, "provider.batch.max_lines", "max_lines",
-                               50_000, unit="lines", integer=True),
-        max_bytes=check.number(batch_table, "provider.batch.max_bytes", "max_bytes",
-                               200_000_000, unit="bytes", integer=True),
+        max_lines=check.number(
+            batch_table,
+            "provider.batch.max_lines",
+            "max_lines",
+            50_000,
+            unit="lines",
+            integer=True,
+        ),
+        max_bytes=check.number(
+            batch_table,
+            "provider.batch.max_bytes",
+            "max_bytes",
+            200_000_000,
+            unit="bytes",
+            integer=True,
+        ),
         max_enqueued_tokens=check.number(
-            batch_table, "provider.batch.max_enqueued_tokens", "max_enqueued_tokens",
-            None, unit="tokens", integer=True),
-        completion_window=check.text(batch_table, "provider.batch.completion_window",
-                                     "completion_window", "24h") or "24h",
-        poll_interval=check.number(batch_table, "provider.batch.poll_interval",
-                                   "poll_interval", 30.0, unit="seconds"),
+            batch_table,
+            "provider.batch.max_enqueued_tokens",
+            "max_enqueued_tokens",
+            None,
+            unit="tokens",
+            integer=True,
+        ),
+        completion_window=check.text(
+            batch_table, "provider.batch.completion_window", "completion_window", "24h"
+        )
+        or "24h",
+        poll_interval=check.number(
+            batch_table,
+            "provider.batch.poll_interval",
+            "poll_interval",
+            30.0,
+            unit="seconds",
+        ),
     )
     return ProviderSpec(
         name=check.text(table, "provider.name", "name", "openai") or "openai",
         base_url=(base_url or "").rstrip("/"),
         api_key_env=key_env or "",
         model=check.text(table, "provider.model", "model", "") or "",
-        rpm=check.number(table, "provider.rpm", "rpm", 60, unit="requests per minute",
-                         integer=True),
-        tpm=check.number(table, "provider.tpm", "tpm", None, unit="tokens per minute",
-                         integer=True),
-        concurrency=check.number(table, "provider.concurrency", "concurrency", 16,
-                                 unit="requests in flight", integer=True),
-        connect_timeout=check.number(table, "provider.connect_timeout",
-                                     "connect_timeout", 10.0, unit="seconds"),
-        read_timeout=check.number(table, "provider.read_timeout", "read_timeout",
-                                  120.0, unit="seconds"),
-        deadline=check.number(table, "provider.deadline", "deadline", 600.0,
-                              unit="seconds"),
-        max_attempts=check.number(table, "provider.max_attempts", "max_attempts", 5,
-                                  unit="attempts", integer=True),
+        rpm=check.number(
+            table, "provider.rpm", "rpm", 60, unit="requests per minute", integer=True
+        ),
+        tpm=check.number(
+            table, "provider.tpm", "tpm", None, unit="tokens per minute", integer=True
+        ),
+        concurrency=check.number(
+            table,
+            "provider.concurrency",
+            "concurrency",
+            16,
+            unit="requests in flight",
+            integer=True,
+        ),
+        connect_timeout=check.number(
+            table, "provider.connect_timeout", "connect_timeout", 10.0, unit="seconds"
+        ),
+        read_timeout=check.number(
+            table, "provider.read_timeout", "read_timeout", 120.0, unit="seconds"
+        ),
+        deadline=check.number(
+            table, "provider.deadline", "deadline", 600.0, unit="seconds"
+        ),
+        max_attempts=check.number(
+            table,
+            "provider.max_attempts",
+            "max_attempts",
+            5,
+            unit="attempts",
+            integer=True,
+        ),
         batch=batch,
     )
 
@@ -288,7 +353,9 @@ def _read_message(
     file_name = check.text(spec, f"{key}.file", "file")
     text = spec.get("text")
     if (file_name is None) == (text is None):
-        check.add(key, spec, "set exactly one of `file` (a Jinja2 template file) or `text`")
+        check.add(
+            key, spec, "set exactly one of `file` (a Jinja2 template file) or `text`"
+        )
         return None
     if text is not None:
         if not isinstance(text, str):
@@ -299,42 +366,81 @@ def _read_message(
     try:
         source = template_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        check.add(f"{key}.file", file_name, f"template file not found at {template_path}")
+        check.add(
+            f"{key}.file", file_name, f"template file not found at {template_path}"
+        )
         return None
     except UnicodeDecodeError:
-        check.add(f"{key}.file", file_name, "template file is not UTF-8; save it as UTF-8")
+        check.add(
+            f"{key}.file", file_name, "template file is not UTF-8; save it as UTF-8"
+        )
         return None
     return MessageSpec(role=role, template=source, origin=str(template_path))
 
 
-def _read_validation(check: _Checker, table: dict[str, Any], key: str) -> ValidationRules:
+def _read_validation(
+    check: _Checker, table: dict[str, Any], key: str
+) -> ValidationRules:
     language = check.text(table, f"{key}.language", "language")
     if language not in (None, "en", "zh"):
         check.add(f"{key}.language", language, "must be 'en' or 'zh'")
         language = None
     finish = table.get("finish_reason", "stop")
     if finish is not None and finish is not False and not isinstance(finish, str):
-        check.add(f"{key}.finish_reason", finish, "must be a string such as 'stop', or false")
+        check.add(
+            f"{key}.finish_reason", finish, "must be a string such as 'stop', or false"
+        )
     forbidden = check.names(table, f"{key}.forbidden", "forbidden")
-    share = check.number(table, f"{key}.min_language_share", "min_language_share", 0.5,
-                         unit="letters (a share from 0 to 1)")
+    share = check.number(
+        table,
+        f"{key}.min_language_share",
+        "min_language_share",
+        0.5,
+        unit="letters (a share from 0 to 1)",
+    )
     if share is not None and share > 1:
         check.add(f"{key}.min_language_share", share, "must be between 0 and 1")
     rules = ValidationRules(
         enabled=bool(table.get("enabled", True)),
         finish_reason=finish if isinstance(finish, str) else None,
-        min_chars=check.number(table, f"{key}.min_chars", "min_chars", None,
-                               unit="characters", integer=True, allow_zero=True),
-        max_chars=check.number(table, f"{key}.max_chars", "max_chars", None,
-                               unit="characters", integer=True),
+        min_chars=check.number(
+            table,
+            f"{key}.min_chars",
+            "min_chars",
+            None,
+            unit="characters",
+            integer=True,
+            allow_zero=True,
+        ),
+        max_chars=check.number(
+            table,
+            f"{key}.max_chars",
+            "max_chars",
+            None,
+            unit="characters",
+            integer=True,
+        ),
         language=language,  # type: ignore[arg-type]
         min_language_share=share,
-        min_headings=check.number(table, f"{key}.min_headings", "min_headings", None,
-                                  unit="headings", integer=True, allow_zero=True),
+        min_headings=check.number(
+            table,
+            f"{key}.min_headings",
+            "min_headings",
+            None,
+            unit="headings",
+            integer=True,
+            allow_zero=True,
+        ),
         same_headings_as_source=bool(table.get("same_headings_as_source", False)),
-        heading_tolerance=check.number(table, f"{key}.heading_tolerance",
-                                       "heading_tolerance", 1, unit="headings",
-                                       integer=True, allow_zero=True),
+        heading_tolerance=check.number(
+            table,
+            f"{key}.heading_tolerance",
+            "heading_tolerance",
+            1,
+            unit="headings",
+            integer=True,
+            allow_zero=True,
+        ),
         forbidden=forbidden,
         sql=check.text(table, f"{key}.sql", "sql"),
     )
@@ -361,8 +467,12 @@ def _read_stages(
             check.add(f"{key}.name", name, "use a letter then letters, digits or '_'")
         messages_raw = table.get("messages", [])
         if not isinstance(messages_raw, list) or not messages_raw:
-            check.add(f"{key}.messages", None, "list at least one message, e.g. "
-                      "messages = [{ role = 'user', file = 'prompts/user.j2' }]")
+            check.add(
+                f"{key}.messages",
+                None,
+                "list at least one message, e.g. "
+                "messages = [{ role = 'user', file = 'prompts/user.j2' }]",
+            )
             messages_raw = []
         messages = [
             _read_message(check, spec, f"{key}.messages[{i}]", base)
@@ -380,21 +490,46 @@ def _read_stages(
                 name=name,
                 messages=tuple(m for m in messages if m is not None),
                 model=model or "",
-                max_tokens=check.number(table, f"{key}.max_tokens", "max_tokens", 1024,
-                                        unit="tokens", integer=True),
-                temperature=check.number(table, f"{key}.temperature", "temperature",
-                                         None, unit="temperature", allow_zero=True),
-                top_p=check.number(table, f"{key}.top_p", "top_p", None,
-                                   unit="probability mass", allow_zero=True),
+                max_tokens=check.number(
+                    table,
+                    f"{key}.max_tokens",
+                    "max_tokens",
+                    1024,
+                    unit="tokens",
+                    integer=True,
+                ),
+                temperature=check.number(
+                    table,
+                    f"{key}.temperature",
+                    "temperature",
+                    None,
+                    unit="temperature",
+                    allow_zero=True,
+                ),
+                top_p=check.number(
+                    table,
+                    f"{key}.top_p",
+                    "top_p",
+                    None,
+                    unit="probability mass",
+                    allow_zero=True,
+                ),
                 extra_body=extra,
                 depends_on=check.text(table, f"{key}.depends_on", "depends_on"),
                 when=check.text(table, f"{key}.when", "when"),
-                max_attempts=check.number(table, f"{key}.max_attempts", "max_attempts",
-                                          provider.max_attempts, unit="attempts",
-                                          integer=True),
+                max_attempts=check.number(
+                    table,
+                    f"{key}.max_attempts",
+                    "max_attempts",
+                    provider.max_attempts,
+                    unit="attempts",
+                    integer=True,
+                ),
                 validation=_read_validation(
-                    check, check.table(table, f"{key}.validate", "validate"),
-                    f"{key}.validate"),
+                    check,
+                    check.table(table, f"{key}.validate", "validate"),
+                    f"{key}.validate",
+                ),
             )
         )
     _check_dependencies(check, stages)
@@ -406,10 +541,15 @@ def _check_dependencies(check: _Checker, stages: list[StageSpec]) -> None:
     listed = ", ".join(names)
     for index, stage in enumerate(stages):
         if names.count(stage.name) > 1 and names.index(stage.name) != index:
-            check.add(f"stages[{index}].name", stage.name, "another stage has this name")
+            check.add(
+                f"stages[{index}].name", stage.name, "another stage has this name"
+            )
         if stage.depends_on is not None and stage.depends_on not in names:
-            check.add(f"stages[{index}].depends_on", stage.depends_on,
-                      f"no stage of that name; stages are {listed}")
+            check.add(
+                f"stages[{index}].depends_on",
+                stage.depends_on,
+                f"no stage of that name; stages are {listed}",
+            )
     by_name = {stage.name: stage for stage in stages}
     for index, stage in enumerate(stages):
         seen = [stage.name]
@@ -417,9 +557,12 @@ def _check_dependencies(check: _Checker, stages: list[StageSpec]) -> None:
         while current.depends_on is not None and current.depends_on in by_name:
             if current.depends_on in seen:
                 cycle = " -> ".join([*seen, current.depends_on])
-                check.add(f"stages[{index}].depends_on", stage.depends_on,
-                          f"dependency cycle {cycle}; a stage may depend only on a "
-                          "stage that does not depend on it")
+                check.add(
+                    f"stages[{index}].depends_on",
+                    stage.depends_on,
+                    f"dependency cycle {cycle}; a stage may depend only on a "
+                    "stage that does not depend on it",
+                )
                 break
             seen.append(current.depends_on)
             current = by_name[current.depends_on]
@@ -460,31 +603,69 @@ def _read_prices(check: _Checker, data: dict[str, Any]) -> tuple[PriceEntry, ...
         key = f"prices[{index}]"
         since = _parse_since(table.get("since"))
         if since is None:
-            check.add(f"{key}.since", table.get("since"),
-                      "must be a date or UTC date-time such as 2025-09-05")
+            check.add(
+                f"{key}.since",
+                table.get("since"),
+                "must be a date or UTC date-time such as 2025-09-05",
+            )
             continue
         windows = []
         for w_index, window in enumerate(table.get("windows", [])):
             w_key = f"{key}.windows[{w_index}]"
-            start, end = _parse_time(window.get("start")), _parse_time(window.get("end"))
+            start, end = (
+                _parse_time(window.get("start")),
+                _parse_time(window.get("end")),
+            )
             if start is None or end is None:
-                check.add(w_key, window, "start and end must be UTC times such as '16:30'")
+                check.add(
+                    w_key, window, "start and end must be UTC times such as '16:30'"
+                )
                 continue
-            factor = check.number(window, f"{w_key}.factor", "factor", None,
-                                  unit="price multiplier", allow_zero=True)
+            factor = check.number(
+                window,
+                f"{w_key}.factor",
+                "factor",
+                None,
+                unit="price multiplier",
+                allow_zero=True,
+            )
             windows.append(PriceWindow(start=start, end=end, factor=factor or 0.0))
         entries.append(
             PriceEntry(
                 model=check.required_text(table, f"{key}.model", "model"),
                 since=since,
-                input_miss=check.number(table, f"{key}.input_miss", "input_miss", 0.0,
-                                        unit="USD per million tokens", allow_zero=True),
-                input_hit=check.number(table, f"{key}.input_hit", "input_hit", 0.0,
-                                       unit="USD per million tokens", allow_zero=True),
-                output=check.number(table, f"{key}.output", "output", 0.0,
-                                    unit="USD per million tokens", allow_zero=True),
-                batch_factor=check.number(table, f"{key}.batch_factor", "batch_factor",
-                                          0.5, unit="price multiplier", allow_zero=True),
+                input_miss=check.number(
+                    table,
+                    f"{key}.input_miss",
+                    "input_miss",
+                    0.0,
+                    unit="USD per million tokens",
+                    allow_zero=True,
+                ),
+                input_hit=check.number(
+                    table,
+                    f"{key}.input_hit",
+                    "input_hit",
+                    0.0,
+                    unit="USD per million tokens",
+                    allow_zero=True,
+                ),
+                output=check.number(
+                    table,
+                    f"{key}.output",
+                    "output",
+                    0.0,
+                    unit="USD per million tokens",
+                    allow_zero=True,
+                ),
+                batch_factor=check.number(
+                    table,
+                    f"{key}.batch_factor",
+                    "batch_factor",
+                    0.5,
+                    unit="price multiplier",
+                    allow_zero=True,
+                ),
                 windows=tuple(windows),
             )
         )
@@ -496,8 +677,12 @@ def _read_load(
 ) -> LoadSpec:
     target = check.text(table, "load.target", "target")
     if target not in (None, "postgres", "rest", "parquet"):
-        check.add("load.target", target, "must be postgres, rest or parquet "
-                  "(or unset: postgres when the database URL variable is set)")
+        check.add(
+            "load.target",
+            target,
+            "must be postgres, rest or parquet "
+            "(or unset: postgres when the database URL variable is set)",
+        )
         target = None
     layout = check.text(table, "load.layout", "layout", "long")
     if layout not in ("long", "wide"):
@@ -510,26 +695,46 @@ def _read_load(
         columns = {}
     for stage_name in columns:
         if stage_name not in names:
-            check.add(f"load.columns.{stage_name}", columns[stage_name],
-                      f"no stage of that name; stages are {', '.join(sorted(names))}")
+            check.add(
+                f"load.columns.{stage_name}",
+                columns[stage_name],
+                f"no stage of that name; stages are {', '.join(sorted(names))}",
+            )
     table_name = check.text(table, "load.table", "table", "batchkit_results") or ""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", table_name):
-        check.add("load.table", table_name, "must be a table name, optionally schema.table")
+    if not re.fullmatch(
+        r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", table_name
+    ):
+        check.add(
+            "load.table", table_name, "must be a table name, optionally schema.table"
+        )
     return LoadSpec(
         target=target,  # type: ignore[arg-type]
-        database_url_env=check.text(table, "load.database_url_env", "database_url_env",
-                                    "SUPABASE_DB_URL") or "",
-        supabase_url_env=check.text(table, "load.supabase_url_env", "supabase_url_env",
-                                    "SUPABASE_URL") or "",
-        supabase_key_env=check.text(table, "load.supabase_key_env", "supabase_key_env",
-                                    "SUPABASE_SERVICE_KEY") or "",
+        database_url_env=check.text(
+            table, "load.database_url_env", "database_url_env", "SUPABASE_DB_URL"
+        )
+        or "",
+        supabase_url_env=check.text(
+            table, "load.supabase_url_env", "supabase_url_env", "SUPABASE_URL"
+        )
+        or "",
+        supabase_key_env=check.text(
+            table, "load.supabase_key_env", "supabase_key_env", "SUPABASE_SERVICE_KEY"
+        )
+        or "",
         table=table_name,
         layout=layout,  # type: ignore[arg-type]
         key=check.names(table, "load.key", "key"),
         columns={str(k): str(v) for k, v in columns.items()},
         item_columns=check.names(table, "load.item_columns", "item_columns"),
-        chunk_rows=check.number(table, "load.chunk_rows", "chunk_rows", 500,
-                                unit="rows", integer=True),
-        chunk_bytes=check.number(table, "load.chunk_bytes", "chunk_bytes", 8_000_000,
-                                 unit="bytes", integer=True),
+        chunk_rows=check.number(
+            table, "load.chunk_rows", "chunk_rows", 500, unit="rows", integer=True
+        ),
+        chunk_bytes=check.number(
+            table,
+            "load.chunk_bytes",
+            "chunk_bytes",
+            8_000_000,
+            unit="bytes",
+            integer=True,
+        ),
     )

@@ -1,0 +1,175 @@
+"""Check results against their stage's rules and store the verdicts.
+
+A reason is `name: detail`; the name is one of REASONS, so SQL can group
+rejects with `split_part(reason, ':', 1)`.
+"""
+
+import re
+from datetime import UTC, datetime
+
+import duckdb
+
+from batchkit.job.model import Job, ValidationRules
+from batchkit.load.errors import LoadError
+from batchkit.store.database import rules_hash
+
+REASONS = (
+    "empty",
+    "finish_reason",
+    "too_short",
+    "too_long",
+    "language",
+    "headings",
+    "heading_structure",
+    "forbidden_phrase",
+    "sql_check",
+)
+
+_HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+FETCH_ROWS = 2_000
+
+
+def count_headings(text: str) -> int:
+    """Return the number of Markdown ATX headings (`#` to `######`) in `text`."""
+    return len(_HEADING.findall(text))
+
+
+def language_share(text: str, language: str) -> float:
+    """Return the share of letters in `text` written in `language`'s script."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    letters = cjk + latin
+    if letters == 0:
+        return 0.0
+    return (cjk if language == "zh" else latin) / letters
+
+
+def check_result(
+    rules: ValidationRules,
+    content: str | None,
+    finish_reason: str | None,
+    source_content: str | None = None,
+) -> list[str]:
+    """Return the reasons `content` fails `rules`; an empty list means valid."""
+    if content is None or not content.strip():
+        return ["empty: the response has no content"]
+    if not rules.enabled:
+        return []
+    reasons = []
+    if rules.finish_reason and finish_reason != rules.finish_reason:
+        reasons.append(f"finish_reason: {finish_reason} is not {rules.finish_reason}")
+    length = len(content)
+    if rules.min_chars is not None and length < rules.min_chars:
+        reasons.append(f"too_short: {length} characters, minimum {rules.min_chars}")
+    if rules.max_chars is not None and length > rules.max_chars:
+        reasons.append(f"too_long: {length} characters, maximum {rules.max_chars}")
+    if rules.language is not None:
+        share = language_share(content, rules.language)
+        if share < rules.min_language_share:
+            reasons.append(
+                f"language: {share:.0%} of letters are {rules.language}, "
+                f"minimum {rules.min_language_share:.0%}"
+            )
+    headings = count_headings(content)
+    if rules.min_headings is not None and headings < rules.min_headings:
+        reasons.append(f"headings: {headings} headings, minimum {rules.min_headings}")
+    if rules.same_headings_as_source and source_content is not None:
+        expected = count_headings(source_content)
+        if abs(headings - expected) > rules.heading_tolerance:
+            reasons.append(
+                f"heading_structure: {headings} headings, the source has {expected} "
+                f"(tolerance {rules.heading_tolerance})"
+            )
+    lowered = content.lower()
+    for phrase in rules.forbidden:
+        if phrase.lower() in lowered:
+            reasons.append(f"forbidden_phrase: contains {phrase!r}")
+    return reasons
+
+
+def _unjudged_sql() -> str:
+    return """
+        SELECT r.attempt_id, r.custom_id, r.request_hash, r.stage, r.item_key,
+               r.content, r.finish_reason, src.content AS source_content
+        FROM results r
+        JOIN stages s ON s.stage = r.stage
+        LEFT JOIN verdicts v
+          ON v.attempt_id = r.attempt_id AND v.rules_hash = s.rules_hash
+        LEFT JOIN request_versions rv
+          ON rv.custom_id = r.custom_id AND rv.request_hash = r.request_hash
+        LEFT JOIN attempts src ON src.attempt_id = rv.source_attempt_id
+        WHERE v.attempt_id IS NULL
+    """
+
+
+def _sql_failures(
+    connection: duckdb.DuckDBPyConnection, job: Job, stage: str, rules: ValidationRules
+) -> set[str]:
+    if not rules.enabled or rules.sql is None:
+        return set()
+    try:
+        rows = connection.execute(
+            f"SELECT attempt_id FROM results WHERE stage = ? "
+            f"AND NOT coalesce(({rules.sql}), false)",
+            [stage],
+        ).fetchall()
+    except duckdb.Error as error:
+        index = job.stage_names.index(stage)
+        raise LoadError(
+            f"{job.path}: stages[{index}].validate.sql = {rules.sql!r}: the predicate "
+            f"failed on the results view: {error}"
+        ) from error
+    return {row[0] for row in rows}
+
+
+def refresh_verdicts(connection: duckdb.DuckDBPyConnection, job: Job) -> int:
+    """Judge every result that has no verdict under its stage's current rules.
+
+    Returns the number of verdicts added.
+    """
+    hashes = {stage.name: rules_hash(job, stage.name) for stage in job.stages}
+    sql_failed = {
+        stage.name: _sql_failures(connection, job, stage.name, stage.validation)
+        for stage in job.stages
+    }
+    now = datetime.now(UTC)
+    cursor = connection.execute(_unjudged_sql())
+    verdicts = []
+    while rows := cursor.fetchmany(FETCH_ROWS):
+        for (
+            attempt_id,
+            custom_id,
+            request_hash,
+            stage,
+            item_key,
+            content,
+            finish,
+            source,
+        ) in rows:
+            if stage not in hashes:
+                continue
+            rules = job.stage(stage).validation
+            reasons = check_result(rules, content, finish, source)
+            if attempt_id in sql_failed[stage]:
+                reasons.append(f"sql_check: fails {rules.sql}")
+            verdicts.append(
+                (
+                    attempt_id,
+                    hashes[stage],
+                    custom_id,
+                    request_hash,
+                    stage,
+                    item_key,
+                    not reasons,
+                    reasons,
+                    now,
+                )
+            )
+    if verdicts:
+        connection.executemany(
+            "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            verdicts,
+        )
+    return len(verdicts)
