@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from dotenv import load_dotenv
 from rich.console import Console
 
 # Data goes to stdout, everything else (progress, tables for people) to stderr.
@@ -31,3 +32,13 @@ def configure_logging(verbose: bool) -> None:
     """Send batchkit's log records to stderr at INFO (or DEBUG with --debug)."""
     level = logging.DEBUG if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def load_dotenv_file() -> None:
+    """Read secrets from `.env` in the current directory, if there is one.
+
+    Variables already set in the environment win over the file.
+    """
+    path = Path.cwd() / ".env"
+    if path.is_file():
+        load_dotenv(path, override=False)

@@ -28,6 +28,7 @@ def _root(
 ) -> None:
     _state["debug"] = debug
     common.configure_logging(debug)
+    common.load_dotenv_file()
 
 
 def _register_commands() -> None:
