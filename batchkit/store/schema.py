@@ -99,7 +99,15 @@ TABLES = [
         created_at TIMESTAMPTZ NOT NULL,
         updated_at TIMESTAMPTZ NOT NULL,
         ingested_at TIMESTAMPTZ,
-        error VARCHAR
+        error VARCHAR,
+        model VARCHAR,
+        endpoint VARCHAR,
+        completion_window VARCHAR,
+        metadata JSON,
+        input_path VARCHAR,
+        enqueued_tokens BIGINT,
+        finished_at TIMESTAMPTZ,
+        resubmit_after TIMESTAMPTZ
     )
     """,
     """
