@@ -119,6 +119,10 @@ TABLES = [
     )
     """,
     # What load wrote to which target, so the next load sends only changes.
+    # `target` names host, database and table without credentials;
+    # `target_key` is the JSON array of the row's load.key values; `row_hash`
+    # covers the content and the item columns sent with it. A row is written
+    # only after the target committed its chunk.
     """
     CREATE TABLE IF NOT EXISTS load_ledger (
         target VARCHAR NOT NULL,
@@ -129,6 +133,7 @@ TABLES = [
         request_hash VARCHAR NOT NULL,
         attempt_id VARCHAR NOT NULL,
         content_hash VARCHAR NOT NULL,
+        row_hash VARCHAR NOT NULL,
         loaded_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (target, target_key, stage)
     )
