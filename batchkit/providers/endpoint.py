@@ -1,0 +1,73 @@
+"""Where requests go and with which key.
+
+The key is read from the environment variable the job file names, or from a
+git-ignored `.env` file beside the job file or in the working directory. It
+never appears in `repr`, `str` or logs.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from batchkit.job.model import Job
+from batchkit.providers.errors import MissingAPIKeyError
+
+BASE_URL_ENV = "BATCHKIT_BASE_URL"
+CHAT_COMPLETIONS_PATH = "/chat/completions"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible base URL and the API key to send to it."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    key_env: str  # the name of the variable the key came from
+
+    def __repr__(self) -> str:
+        return (
+            f"Endpoint(base_url={self.base_url!r}, api_key='***', "
+            f"key_env={self.key_env!r})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def chat_completions_url(self) -> str:
+        """Return the URL of the chat completions endpoint."""
+        return self.base_url.rstrip("/") + CHAT_COMPLETIONS_PATH
+
+
+def find_api_key(job: Job) -> str | None:
+    """Return the key from the environment, else from a `.env` file, else None."""
+    name = job.provider.api_key_env
+    value = os.environ.get(name)
+    if value:
+        return value
+    # The CLI loads ./.env into the environment; a .env beside the job file
+    # serves jobs run from another directory.
+    for folder in (job.path.parent, Path.cwd()):
+        value = dotenv_values(folder / ".env").get(name)
+        if value:
+            return value
+    return None
+
+
+def resolve_endpoint(job: Job, base_url: str | None = None) -> Endpoint:
+    """Pick the base URL (argument, then $BATCHKIT_BASE_URL, then the job) and key.
+
+    Raises MissingAPIKeyError, naming the variable and how to set it, when the
+    key is missing or empty.
+    """
+    chosen = base_url or os.environ.get(BASE_URL_ENV) or job.provider.base_url
+    name = job.provider.api_key_env
+    key = find_api_key(job)
+    if not key:
+        raise MissingAPIKeyError(
+            f"the API key variable {name} is not set (provider.api_key_env in "
+            f"{job.path}); run `export {name}=...` or add `{name}=...` to a "
+            f"git-ignored .env file in {job.path.parent}"
+        )
+    return Endpoint(base_url=chosen.rstrip("/"), api_key=key, key_env=name)
