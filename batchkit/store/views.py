@@ -8,6 +8,7 @@ response log's folder by its absolute path.
 import duckdb
 
 from batchkit.job.model import Job
+from batchkit.store.analysis_views import analysis_views
 from batchkit.store.responses import parts_glob
 
 
@@ -57,7 +58,7 @@ def core_views(job: Job) -> list[str]:
 
 
 # Further views (rejects, failures, costs, progress, ...) register here.
-EXTRA_VIEWS: list = []
+EXTRA_VIEWS: list = [analysis_views]
 
 
 def create_views(connection: duckdb.DuckDBPyConnection, job: Job) -> None:
