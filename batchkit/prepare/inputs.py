@@ -1,47 +1,119 @@
-"""Load the job's input files into DuckDB tables named after the inputs."""
+"""Check the job's input files and load them into DuckDB tables named after them."""
 
-import codecs
+import csv
 from pathlib import Path
 
 import duckdb
 
-from batchkit.job.model import InputSpec
+from batchkit.job.model import InputSpec, Job
 from batchkit.prepare.errors import PrepareError
 
-_CHUNK = 1 << 20
+_TEXT_FORMATS = ("csv", "json", "jsonl")
+
+
+def check_input_files(job: Job) -> None:
+    """Check that every input exists, is not empty and is valid UTF-8 text or CSV.
+
+    Runs before the job database is opened, so a bad file writes nothing.
+    """
+    for spec in job.inputs:
+        _check_file(spec)
+
+
+def _check_file(spec: InputSpec) -> None:
+    if not spec.path.is_file():
+        raise PrepareError(
+            f"{spec.path}: input {spec.name!r} not found; fix inputs.{spec.name}.path "
+            "in the job file (paths are relative to the job file)"
+        )
+    if spec.path.stat().st_size == 0:
+        raise PrepareError(
+            f"{spec.path}: input {spec.name!r} is empty (0 bytes); add rows to it "
+            "or remove the input"
+        )
+    if spec.format in _TEXT_FORMATS:
+        _check_utf8(spec.path)
+    if spec.format == "csv":
+        _check_csv(spec)
 
 
 def _check_utf8(path: Path) -> None:
-    """Raise PrepareError naming the line of the first byte that is not UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
+    """Raise PrepareError naming the first line that is not valid UTF-8."""
+    # Splitting at b"\n" is safe: in UTF-8 that byte occurs only as a newline.
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
+        for number, line in enumerate(handle, start=1):
             try:
-                decoder.decode(chunk)
+                line.decode("utf-8")
             except UnicodeDecodeError as error:
-                bad_line = line + chunk[: error.start].count(b"\n")
                 raise PrepareError(
-                    f"{path}: line {bad_line} is not valid UTF-8 ({error.reason} at "
-                    f"byte {error.start}); save the file as UTF-8 and run prepare again"
+                    f"{path}: line {number} is not valid UTF-8 ({error.reason} at "
+                    f"byte {error.start + 1} of the line); save the file as UTF-8 "
+                    "and run prepare again"
                 ) from error
-            line += chunk.count(b"\n")
+
+
+def _check_csv(spec: InputSpec) -> None:
+    """Parse the CSV strictly (RFC 4180) and raise PrepareError at the first bad row."""
+    with spec.path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
         try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as error:
+            header = next(reader, None)
+            if not header:
+                raise PrepareError(
+                    f"{spec.path}: input {spec.name!r} has no header row; the first "
+                    "line must name the columns"
+                )
+            _check_header(spec, header)
+            rows = 0
+            for row in reader:
+                if not row:
+                    continue
+                rows += 1
+                if len(row) != len(header):
+                    raise PrepareError(
+                        f"{spec.path}: line {reader.line_num} has {len(row)} fields, "
+                        f"the header has {len(header)}; quote values that contain "
+                        "commas and fix the row"
+                    )
+        except csv.Error as error:
             raise PrepareError(
-                f"{path}: the file ends inside a UTF-8 character; "
-                "save it as UTF-8 and run prepare again"
+                f"{spec.path}: line {reader.line_num}: invalid CSV ({error}); a quote "
+                'inside a quoted value must be doubled ("") and every quoted value '
+                "closed"
             ) from error
+    if rows == 0:
+        raise PrepareError(
+            f"{spec.path}: input {spec.name!r} has a header but no rows; add rows to "
+            "it or remove the input"
+        )
+
+
+def _check_header(spec: InputSpec, header: list[str]) -> None:
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if not name.strip():
+            raise PrepareError(
+                f"{spec.path}: column {position} of the header has no name; "
+                "name every column"
+            )
+        if name in seen:
+            raise PrepareError(
+                f"{spec.path}: the header names column {name!r} twice; "
+                "give each column its own name"
+            )
+        seen.add(name)
 
 
 def _reader_sql(spec: InputSpec) -> str:
     path = "'" + str(spec.path).replace("'", "''") + "'"
     if spec.format == "csv":
-        # Every column as text, so keys like 007 keep their zeros.
+        # Every column as text, so keys like 007 keep their zeros. The dialect
+        # is fixed so that DuckDB cannot fall back to reading a damaged file as
+        # one column.
         return (
-            f"read_csv({path}, header = true, all_varchar = true, "
-            "quote = '\"', escape = '\"', strict_mode = true, encoding = 'utf-8')"
+            f"read_csv({path}, header = true, delim = ',', quote = '\"', "
+            "escape = '\"', all_varchar = true, strict_mode = true, "
+            "encoding = 'utf-8')"
         )
     if spec.format == "parquet":
         return f"read_parquet({path})"
@@ -50,17 +122,12 @@ def _reader_sql(spec: InputSpec) -> str:
     return f"read_json({path}, format = 'auto')"
 
 
+def _first_line(error: duckdb.Error) -> str:
+    return str(error).strip().splitlines()[0]
+
+
 def load_input(connection: duckdb.DuckDBPyConnection, spec: InputSpec) -> int:
     """Replace the table `spec.name` with the file's rows; return the row count."""
-    if not spec.path.is_file():
-        raise PrepareError(
-            f"{spec.path}: input {spec.name!r} not found; fix inputs.{spec.name}.path "
-            "in the job file (paths are relative to the job file)"
-        )
-    if spec.format in ("csv", "json", "jsonl"):
-        _check_utf8(spec.path)
-    if spec.path.stat().st_size == 0:
-        raise PrepareError(f"{spec.path}: input {spec.name!r} is empty; add rows to it")
     table = f'"{spec.name}"'
     try:
         connection.execute(
@@ -68,13 +135,15 @@ def load_input(connection: duckdb.DuckDBPyConnection, spec: InputSpec) -> int:
         )
     except duckdb.Error as error:
         raise PrepareError(
-            f"{spec.path}: cannot read input {spec.name!r} as {spec.format}: {error}"
+            f"{spec.path}: cannot read input {spec.name!r} as {spec.format}: "
+            f"{_first_line(error)}; check that the file is valid {spec.format}"
         ) from error
     row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
     count = int(row[0]) if row else 0
     if count == 0:
         raise PrepareError(
-            f"{spec.path}: input {spec.name!r} has no rows; add rows or remove the input"
+            f"{spec.path}: input {spec.name!r} has no rows; add rows to it or "
+            "remove the input"
         )
     _check_column_names(connection, spec)
     return count

@@ -33,16 +33,30 @@ class StoreCounts:
     changed: int  # new versions of existing custom_ids
     unchanged: int
 
+    def __add__(self, other: "StoreCounts") -> "StoreCounts":
+        return StoreCounts(
+            self.rendered + other.rendered,
+            self.added + other.added,
+            self.changed + other.changed,
+            self.unchanged + other.unchanged,
+        )
+
 
 def _to_table(rendered: list[RenderedRequest]) -> pa.Table:
-    columns = {name: [getattr(r, name) for r in rendered] for name, _ in _FIELDS}
-    return pa.Table.from_pydict(columns, schema=_SCHEMA)
+    columns = [
+        pa.array(values, kind)
+        for values, (_, kind) in zip(zip(*rendered, strict=True), _FIELDS, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=_SCHEMA)
 
 
 def store_requests(
     connection: duckdb.DuckDBPyConnection, rendered: Iterable[RenderedRequest]
 ) -> StoreCounts:
-    """Insert new request versions and supersede replaced ones, in the caller's transaction."""
+    """Insert new request versions and supersede the ones they replace.
+
+    Runs in the caller's transaction.
+    """
     batch = list(rendered)
     if not batch:
         return StoreCounts(0, 0, 0, 0)

@@ -1,30 +1,37 @@
 """The prepare phase: inputs → items → rendered requests → batch files → estimates."""
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol, TypeVar
 
 import duckdb
-import orjson
 
 from batchkit.job.model import Job, StageSpec
 from batchkit.load.validate import refresh_verdicts
 from batchkit.prepare.batchfiles import BatchFileSet, write_stage_files
 from batchkit.prepare.errors import PrepareError
 from batchkit.prepare.estimate import StageEstimate, estimate_stages, record_estimates
-from batchkit.prepare.inputs import load_input
+from batchkit.prepare.inputs import check_input_files, load_input
 from batchkit.prepare.items import build_items
 from batchkit.prepare.render import StageRenderer
 from batchkit.prepare.requests import StoreCounts, store_requests
+from batchkit.prepare.selection import count_stage_items, select_stage_rows
 from batchkit.store.database import connect
 
 logger = logging.getLogger(__name__)
 
-RENDER_CHUNK = 5_000
+# Requests rendered, then stored, per round trip to DuckDB.
+RENDER_CHUNK = 10_000
 
-# Called with (stage name, requests rendered so far, total for the stage).
-ProgressCallback = Callable[[str, int, int], None]
+T = TypeVar("T")
+
+
+class ProgressCallback(Protocol):
+    """Receives prepare's progress; the CLI draws it, library callers may ignore it."""
+
+    def __call__(self, stage: str, rendered: int, total: int) -> None:
+        """Report that `rendered` of the stage's `total` requests are done."""
 
 
 @dataclass
@@ -34,9 +41,8 @@ class PrepareSummary:
     input_rows: dict[str, int] = field(default_factory=dict)
     items: int = 0
     stages: dict[str, StoreCounts] = field(default_factory=dict)
-    waiting: dict[str, int] = field(
-        default_factory=dict
-    )  # items whose dependency is not valid yet
+    # Per stage, the items whose dependency has no valid result yet.
+    waiting: dict[str, int] = field(default_factory=dict)
     files: list[BatchFileSet] = field(default_factory=list)
     estimates: list[StageEstimate] = field(default_factory=list)
 
@@ -51,84 +57,108 @@ def prepare_job(
 ) -> PrepareSummary:
     """Render every selected stage's requests for every item and store new versions.
 
-    Everything happens in one transaction, so a failure writes nothing.
+    Inputs are checked before the job database is opened, and the rest runs
+    in one transaction, so a bad input, item or template writes no request
+    and changes no batch file. Batch files are rewritten after the commit.
     """
+    stages = _select_stages(job, stage_names)
+    check_input_files(job)
+    summary = PrepareSummary()
+    logger.info(
+        "prepare started: job %s, stages %s", job.name, [s.name for s in stages]
+    )
+    with connect(job) as connection:
+        refresh_verdicts(connection, job)
+        connection.execute("BEGIN")
+        try:
+            _load_items(connection, job, limit, summary)
+            for stage in stages:
+                _render_stage(connection, job, stage, summary, progress)
+            summary.estimates = estimate_stages(connection, job)
+            record_estimates(connection, summary.estimates)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        if write_files:
+            summary.files = [
+                write_stage_files(
+                    connection,
+                    stage.name,
+                    job.requests_dir / stage.name,
+                    job.provider.batch,
+                )
+                for stage in stages
+            ]
+    logger.info("prepare finished: %s items, stages %s", summary.items, summary.stages)
+    return summary
+
+
+def _select_stages(job: Job, stage_names: list[str] | None) -> list[StageSpec]:
     for name in stage_names or []:
         if name not in job.stage_names:
             raise PrepareError(
                 f"--stage {name!r}: no stage of that name; stages are "
                 f"{', '.join(job.stage_names)}"
             )
-    stages = [s for s in job.stages if not stage_names or s.name in stage_names]
-    summary = PrepareSummary()
-    with connect(job) as connection:
-        refresh_verdicts(connection, job)
-        connection.execute("BEGIN")
-        try:
-            _prepare_in_transaction(connection, job, stages, limit, summary, progress)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        if write_files:
-            for stage in stages:
-                directory = job.requests_dir / stage.name
-                summary.files.append(
-                    write_stage_files(
-                        connection, stage.name, directory, job.provider.batch
-                    )
-                )
-    logger.info("prepare finished: %s items, stages %s", summary.items, summary.stages)
-    return summary
+    return [s for s in job.stages if not stage_names or s.name in stage_names]
 
 
-def _prepare_in_transaction(
+def _load_items(
     connection: duckdb.DuckDBPyConnection,
     job: Job,
-    stages: list[StageSpec],
     limit: int | None,
     summary: PrepareSummary,
-    progress: ProgressCallback | None,
 ) -> None:
     for spec in job.inputs:
         summary.input_rows[spec.name] = load_input(connection, spec)
     summary.items = build_items(connection, job)
-    if limit is not None:
+    if limit is not None and limit < summary.items:
+        # DuckDB keeps the query's row order in the table, so these are the
+        # query's first rows.
         connection.execute(
             "CREATE OR REPLACE TEMP TABLE current_items AS "
             "SELECT * FROM current_items LIMIT ?",
             [limit],
         )
-        summary.items = min(summary.items, limit)
+        summary.items = limit
     connection.execute(
         """
         INSERT OR REPLACE INTO items
         SELECT item_key, to_json(ci), now() FROM current_items ci
         """
     )
-    for stage in stages:
-        renderer = StageRenderer(stage)
-        total, waiting = _count_stage_items(connection, job, stage)
-        summary.waiting[stage.name] = waiting
-        rows = _stage_rows(connection, job, stage)
-        counts = StoreCounts(0, 0, 0, 0)
-        for chunk in _chunks(renderer.render_all(rows), RENDER_CHUNK):
-            stored = store_requests(connection, chunk)
-            counts = StoreCounts(
-                counts.rendered + stored.rendered,
-                counts.added + stored.added,
-                counts.changed + stored.changed,
-                counts.unchanged + stored.unchanged,
-            )
-            if progress is not None:
-                progress(stage.name, counts.rendered, total)
-        summary.stages[stage.name] = counts
-    summary.estimates = estimate_stages(connection, job)
-    record_estimates(connection, summary.estimates)
 
 
-def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
+def _render_stage(
+    connection: duckdb.DuckDBPyConnection,
+    job: Job,
+    stage: StageSpec,
+    summary: PrepareSummary,
+    progress: ProgressCallback | None,
+) -> None:
+    renderer = StageRenderer(stage)
+    total, waiting = count_stage_items(connection, job, stage)
+    summary.waiting[stage.name] = waiting
+    rendered = renderer.render_all(select_stage_rows(connection, job, stage))
+    counts = StoreCounts(0, 0, 0, 0)
+    for chunk in _chunks(rendered, RENDER_CHUNK):
+        counts = counts + store_requests(connection, chunk)
+        if progress is not None:
+            progress(stage.name, counts.rendered, total)
+    summary.stages[stage.name] = counts
+    logger.info(
+        "stage %s: %s rendered, %s new, %s changed, %s waiting",
+        stage.name,
+        counts.rendered,
+        counts.added,
+        counts.changed,
+        waiting,
+    )
+
+
+def _chunks(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) >= size:
@@ -136,70 +166,3 @@ def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _stage_filter(job: Job, stage: StageSpec) -> str:
-    if stage.when is None:
-        return "TRUE"
-    return f"({stage.when})"
-
-
-def _run_query(
-    connection: duckdb.DuckDBPyConnection, job: Job, stage: StageSpec, sql: str
-) -> duckdb.DuckDBPyConnection:
-    try:
-        return connection.execute(sql, [stage.depends_on] if stage.depends_on else [])
-    except duckdb.Error as error:
-        index = job.stage_names.index(stage.name)
-        raise PrepareError(
-            f"{job.path}: stages[{index}].when = {stage.when!r}: the predicate failed "
-            f"on the items: {error}"
-        ) from error
-
-
-def _count_stage_items(
-    connection: duckdb.DuckDBPyConnection, job: Job, stage: StageSpec
-) -> tuple[int, int]:
-    """Return (items to render, items waiting for their dependency)."""
-    where = _stage_filter(job, stage)
-    if stage.depends_on is None:
-        sql = f"SELECT count(*), 0 FROM current_items i WHERE {where}"
-    else:
-        sql = f"""
-            SELECT count(v.custom_id), count(*) - count(v.custom_id)
-            FROM current_items i
-            LEFT JOIN valid_results v ON v.item_key = i.item_key AND v.stage = ?
-            WHERE {where}
-        """
-    row = _run_query(connection, job, stage, sql).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def _stage_rows(
-    connection: duckdb.DuckDBPyConnection, job: Job, stage: StageSpec
-) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
-    where = _stage_filter(job, stage)
-    if stage.depends_on is None:
-        sql = f"SELECT i.item_key, to_json(i) FROM current_items i WHERE {where}"
-    else:
-        # Only items whose dependency has a valid result render.
-        sql = f"""
-            SELECT i.item_key, to_json(i), v.content, v.custom_id, v.attempt_id
-            FROM current_items i
-            JOIN valid_results v ON v.item_key = i.item_key AND v.stage = ?
-            WHERE {where}
-        """
-    cursor = _run_query(connection, job, stage, sql + " ORDER BY i.item_key")
-    rows = cursor.fetchall()
-    for row in rows:
-        item = orjson.loads(row[1])
-        item.pop("item_key", None)
-        source = None
-        if stage.depends_on is not None:
-            source = {
-                "content": row[2],
-                "custom_id": row[3],
-                "attempt_id": row[4],
-                "stage": stage.depends_on,
-            }
-        yield row[0], item, source

@@ -16,14 +16,22 @@ TOKENS_PER_CJK_CHAR = 0.62
 # The chat template's tokens around each message (role markers).
 TOKENS_PER_MESSAGE = 4
 
-_CJK = re.compile(
-    r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
+# Runs of CJK ideographs, CJK punctuation and full-width forms.
+_CJK_RUN = re.compile(
+    r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+"
 )
+
+
+def count_cjk_chars(text: str) -> int:
+    """Return the number of CJK ideographs, CJK punctuation and full-width forms."""
+    if text.isascii():
+        return 0
+    return sum(map(len, _CJK_RUN.findall(text)))
 
 
 def estimate_text_tokens(text: str) -> int:
     """Return the estimated token count of `text`."""
-    cjk = len(_CJK.findall(text))
+    cjk = count_cjk_chars(text)
     other = len(text) - cjk
     return round(other / LATIN_CHARS_PER_TOKEN + cjk * TOKENS_PER_CJK_CHAR)
 
