@@ -1,0 +1,140 @@
+"""`batchkit load` and `batchkit schema`: upsert valid results, print the target DDL."""
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from batchkit.cli.common import DEFAULT_JOB, JobOption, QuietOption, stderr, stdout
+from batchkit.job.loader import load_job
+from batchkit.load.run import LoadSummary, load_results, target_schema
+
+
+def load(
+    job_path: JobOption = DEFAULT_JOB,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            "-t",
+            help="postgres, rest or parquet. Default: load.target, else postgres "
+            "when the database URL variable is set, else parquet.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Count inserts, updates, unchanged and rejected rows per stage; "
+            "write nothing.",
+        ),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Send every valid result, not only new and changed ones."
+        ),
+    ] = False,
+    create_table: Annotated[
+        bool,
+        typer.Option(
+            "--create-table",
+            help="Create the target table and its unique index if missing "
+            "(postgres target only).",
+        ),
+    ] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Validate results and upsert the valid ones into the target table.
+
+    Rejected results stay in the job database with their reasons; `execute
+    --only-failed` sends them again. Only new and changed rows are sent.
+    Example:
+
+        SUPABASE_DB_URL=postgresql://... batchkit load -j jobs/productmind/job.toml
+    """
+    job = load_job(job_path)
+    with Progress(
+        TextColumn("load"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=stderr,
+        disable=quiet or not stderr.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("load", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = load_results(
+            job,
+            target=target,
+            dry_run=dry_run,
+            full=full,
+            create_table=create_table,
+            progress=report,
+        )
+    if not quiet:
+        _print_summary(summary)
+
+
+def _print_summary(summary: LoadSummary) -> None:
+    title = "planned (dry run)" if summary.dry_run else "loaded"
+    table = Table(title=f"{title}: {summary.target}", title_justify="left")
+    for column in ("stage", "inserts", "updates", "unchanged", "rejected"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage, counts in summary.stages.items():
+        table.add_row(
+            stage,
+            f"{counts.inserts:,}",
+            f"{counts.updates:,}",
+            f"{counts.unchanged:,}",
+            f"{counts.rejected:,}",
+        )
+    stdout.print(table)
+    for stage, reasons in summary.reject_reasons.items():
+        shown = ", ".join(f"{name} {count:,}" for name, count in reasons.items())
+        stderr.print(f"rejected {stage}: {shown}")
+    if summary.nul_removed:
+        stderr.print(f"removed {summary.nul_removed:,} NUL characters (U+0000)")
+    if summary.dry_run:
+        stderr.print(f"{summary.rows_planned:,} {summary.layout} rows would be sent")
+        return
+    if summary.export_path is not None:
+        stderr.print(
+            f"wrote {summary.rows_sent:,} rows to {summary.export_path}. To load "
+            "into Supabase, set SUPABASE_DB_URL (or the variable in "
+            "load.database_url_env) and run load again"
+        )
+        return
+    written = (
+        f"{summary.rows_inserted:,} inserted, {summary.rows_updated:,} updated"
+        if summary.rows_inserted is not None and summary.rows_updated is not None
+        else "counts not reported over REST"
+    )
+    stderr.print(
+        f"sent {summary.rows_sent:,} rows in {summary.chunks:,} chunks "
+        f"({written}; {summary.retries} retries, {summary.splits} splits) "
+        f"in {summary.seconds:.1f} s"
+    )
+
+
+def schema(job_path: JobOption = DEFAULT_JOB) -> None:
+    """Print the target table's CREATE TABLE and unique index as SQL.
+
+    Column types of the key and item columns come from the prepared items.
+    Paste the output into a Supabase migration, or run `load --create-table`.
+    Example:
+
+        batchkit schema -j jobs/productmind/job.toml > migration.sql
+    """
+    job = load_job(job_path)
+    stdout.out(target_schema(job), end="", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the load and schema commands to `app`."""
+    app.command()(load)
+    app.command()(schema)
