@@ -1,0 +1,191 @@
+"""Poll live batches, keep `provider_batches` current and ingest finished ones."""
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from batchkit.execute.batch.context import BatchRun, batches_dir
+from batchkit.execute.batch.ingest import FinishedBatch, ingest_batch
+from batchkit.execute.batch.store import (
+    LIVE_STATES,
+    BatchRow,
+    batch_error,
+    failure_backoff,
+    load_batch_requests,
+    mark_ingested,
+    unfinished_batches,
+    update_batch,
+)
+from batchkit.execute.batch.summary import BatchReport
+from batchkit.providers.errors import BadRequestError
+from batchkit.store.database import connect
+
+logger = logging.getLogger(__name__)
+
+CANCEL_WAIT_SECONDS = 30.0
+
+
+def poll_batches(run: BatchRun) -> int:
+    """Poll every unfinished batch and ingest those that ended; return how many live."""
+    with connect(run.job) as connection:
+        rows = unfinished_batches(connection)
+    live = 0
+    for row in rows:
+        if row.is_live:
+            row = _refresh(run, row)
+        _report(run, row)
+        if row.is_live:
+            live += 1
+        elif row.ingested_at is None:
+            ingest(run, row)
+    if run.progress is not None:
+        run.progress(run.summary)
+    return live
+
+
+def _refresh(run: BatchRun, row: BatchRow) -> BatchRow:
+    batch = run.client.get_batch(row.batch_id)
+    status = str(batch.get("status"))
+    with connect(run.job) as connection:
+        update_batch(connection, batch)
+        if status == "failed" and row.model is not None:
+            backoff = failure_backoff(
+                connection, row.model, run.job.provider.batch.poll_interval
+            )
+            connection.execute(
+                "UPDATE provider_batches SET resubmit_after = ? WHERE batch_id = ?",
+                [datetime.now(UTC) + backoff, row.batch_id],
+            )
+        refreshed = connection.execute(
+            "SELECT finished_at FROM provider_batches WHERE batch_id = ?",
+            [row.batch_id],
+        ).fetchone()
+    if status != row.status:
+        _log_change(row, batch)
+    counts = batch.get("request_counts") or {}
+    return BatchRow(
+        batch_id=row.batch_id,
+        run_id=row.run_id,
+        status=status,
+        model=row.model,
+        input_file_id=row.input_file_id,
+        output_file_id=batch.get("output_file_id"),
+        error_file_id=batch.get("error_file_id"),
+        request_count=row.request_count,
+        completed_count=counts.get("completed"),
+        failed_count=counts.get("failed"),
+        created_at=row.created_at,
+        finished_at=refreshed[0] if refreshed else None,
+        ingested_at=None,
+        error=batch_error(batch),
+    )
+
+
+def _log_change(row: BatchRow, batch: dict[str, Any]) -> None:
+    counts = batch.get("request_counts") or {}
+    if batch.get("status") == "failed":
+        logger.warning(
+            "batch %s: %s -> failed (%s)", row.batch_id, row.status, batch_error(batch)
+        )
+        return
+    logger.info(
+        "batch %s: %s -> %s (%s of %s completed, %s failed)",
+        row.batch_id,
+        row.status,
+        batch.get("status"),
+        counts.get("completed"),
+        counts.get("total"),
+        counts.get("failed"),
+    )
+
+
+def _report(run: BatchRun, row: BatchRow) -> None:
+    report = run.summary.batches.get(row.batch_id)
+    if report is None:
+        report = BatchReport(row.batch_id, row.status, row.request_count)
+        run.summary.batches[row.batch_id] = report
+    report.status = row.status
+    report.completed_count = row.completed_count
+    report.failed_count = row.failed_count
+    report.error = row.error
+
+
+def ingest(run: BatchRun, row: BatchRow) -> None:
+    """Append the lines of a finished batch to the response log and mark it ingested.
+
+    A batch that failed as a whole ran no request, so it adds no attempt and
+    its requests are simply pending again.
+    """
+    files = [] if row.status == "failed" else _download(run, row)
+    with connect(run.job) as connection:
+        requests, logged = load_batch_requests(connection, row.batch_id)
+    finished = FinishedBatch(
+        batch_id=row.batch_id,
+        run_id=run.run_id,
+        status=row.status,
+        model=row.model or "",
+        created_at=row.created_at,
+        finished_at=row.finished_at or datetime.now(UTC),
+        prices=run.job.prices,
+    )
+    counts = None
+    if row.status != "failed":
+        counts = ingest_batch(finished, requests, files, run.log.append, logged)
+        # Selection reads the Parquet parts, so compact before the next submit.
+        run.log.compact()
+    with connect(run.job) as connection:
+        mark_ingested(connection, row.batch_id)
+    report = run.summary.batches[row.batch_id]
+    if counts is not None:
+        report.ok += counts.ok
+        report.failed += counts.failed + counts.unreturned
+    logger.info(
+        "ingested batch %s (%s): %s ok, %s failed, %s not returned, %s unknown lines",
+        row.batch_id,
+        row.status,
+        counts.ok if counts else 0,
+        counts.failed if counts else 0,
+        counts.unreturned if counts else 0,
+        len(counts.unknown) if counts else 0,
+    )
+
+
+def _download(run: BatchRun, row: BatchRow) -> list[Path]:
+    folder = batches_dir(run.job) / "downloads"
+    files = []
+    # The output file first, so that a line in both files counts as ok.
+    for kind, file_id in (("output", row.output_file_id), ("error", row.error_file_id)):
+        if file_id:
+            target = folder / f"{row.batch_id}-{kind}.jsonl"
+            files.append(run.client.download_file(file_id, target))
+    return files
+
+
+def cancel_batches(run: BatchRun, sleep: Any = time.sleep) -> None:
+    """Cancel the job's live batches, wait briefly for them to stop, and ingest them."""
+    with connect(run.job) as connection:
+        rows = [row for row in unfinished_batches(connection) if row.is_live]
+    for row in rows:
+        try:
+            run.client.cancel_batch(row.batch_id)
+        except BadRequestError as error:  # it finished meanwhile
+            logger.info("batch %s was not cancelled: %s", row.batch_id, error)
+            continue
+        run.summary.cancelled.append(row.batch_id)
+        logger.info("cancelling batch %s", row.batch_id)
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    interval = min(run.job.provider.batch.poll_interval, 1.0)
+    while poll_batches(run) and time.monotonic() < deadline:
+        sleep(interval)
+    still_live = [
+        report.batch_id
+        for report in run.summary.batches.values()
+        if report.status in LIVE_STATES
+    ]
+    if still_live:
+        run.summary.errors.append(
+            f"batches still cancelling after {CANCEL_WAIT_SECONDS:.0f} s: "
+            f"{', '.join(still_live)}; rerun with --poll to ingest them"
+        )
