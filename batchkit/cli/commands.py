@@ -7,7 +7,9 @@ import typer
 # Add a module here when its phase exists.
 COMMAND_MODULES = [
     "batchkit.cli.prepare",
+    "batchkit.cli.simulate",
     "batchkit.cli.load",
+    "batchkit.cli.analysis",
 ]
 
 

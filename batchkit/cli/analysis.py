@@ -1,0 +1,267 @@
+"""`batchkit status`, `batchkit sql` and `batchkit report`: look at a run."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+
+from batchkit.analysis.query import (
+    QueryResult,
+    format_cell,
+    format_csv,
+    format_json,
+    list_views,
+    run_query,
+)
+from batchkit.analysis.report import write_report
+from batchkit.analysis.status import (
+    DEFAULT_WINDOW_MINUTES,
+    RunStatus,
+    format_usd,
+    read_status,
+)
+from batchkit.cli.common import DEFAULT_JOB, JobOption, stderr, stdout
+from batchkit.job.loader import load_job
+
+COUNT_COLUMNS = ("total", "pending", "ok", "failed", "rejected", "loaded")
+
+
+class OutputFormat(StrEnum):
+    """Output formats of `batchkit sql`."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def status(
+    job_path: JobOption = DEFAULT_JOB,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the status as JSON for scripts.")
+    ] = False,
+    window: Annotated[
+        float,
+        typer.Option(
+            "--window",
+            "-w",
+            min=0.1,
+            help="Minutes of recent attempts that set the rate and the ETA.",
+        ),
+    ] = DEFAULT_WINDOW_MINUTES,
+) -> None:
+    """Show progress per stage, spend against the estimate, rate, ETA and errors.
+
+    Reads the job database without writing, so it works while execute runs.
+    Example:
+
+        batchkit status -j jobs/productmind/job.toml
+    """
+    job = load_job(job_path)
+    run = read_status(job, window_minutes=window)
+    if as_json:
+        stdout.out(orjson.dumps(run.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    _print_status(run)
+
+
+def _print_status(run: RunStatus) -> None:
+    table = Table(title=f"{run.job}: requests by status", title_justify="left")
+    table.add_column("stage")
+    for name in (*COUNT_COLUMNS, "spent USD", "est. max USD"):
+        table.add_column(name, justify="right")
+    for row in [*run.stages, run.totals]:
+        estimate = "-" if row.estimate_usd is None else format_usd(row.estimate_usd)
+        table.add_row(
+            row.stage,
+            *(f"{getattr(row, name):,}" for name in COUNT_COLUMNS),
+            format_usd(row.spend_usd),
+            estimate,
+            style="bold" if row is run.totals else None,
+        )
+    stdout.print(table)
+    stdout.print(_spend_line(run), highlight=False)
+    stdout.print(_rate_line(run), highlight=False)
+    if run.totals.unchecked:
+        stdout.print(
+            f"{run.totals.unchecked:,} ok results are not checked yet; "
+            "`batchkit load` checks them.",
+            highlight=False,
+        )
+    if run.errors:
+        stdout.print(_errors_table(run))
+    if run.batches:
+        stdout.print(_batches_table(run))
+
+
+def _spend_line(run: RunStatus) -> str:
+    spent = run.totals.spend_usd
+    estimate = run.totals.estimate_usd
+    if not estimate:
+        return f"spend: {spent:,.4f} USD (no estimate recorded)"
+    return (
+        f"spend: {spent:,.4f} USD of the estimated max {estimate:,.4f} USD "
+        f"({spent / estimate:.0%})"
+    )
+
+
+def _rate_line(run: RunStatus) -> str:
+    rate = (
+        f"rate: {run.rate_per_minute:,.1f} attempts/min over the last "
+        f"{run.window_minutes:g} min"
+    )
+    if run.remaining == 0:
+        return f"{rate}; nothing left to send"
+    eta = run.eta_seconds
+    if eta is None:
+        last = run.last_finished_at
+        seen = (
+            "no attempt yet"
+            if last is None
+            else f"last attempt {last:%Y-%m-%d %H:%M} UTC"
+        )
+        return f"{rate}; {run.remaining:,} requests left, no ETA ({seen})"
+    return f"{rate}; {run.remaining:,} requests left, ETA {format_duration(eta)}"
+
+
+def format_duration(seconds: float) -> str:
+    """Return `seconds` as text such as 2d 03h, 1h 05m or 4m 10s."""
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s"
+
+
+def _errors_table(run: RunStatus) -> Table:
+    table = Table(title="failed attempts by error type", title_justify="left")
+    table.add_column("error type")
+    table.add_column("attempts", justify="right")
+    table.add_column(f"last {run.window_minutes:g} min", justify="right")
+    table.add_column("last message", overflow="ellipsis", max_width=60, no_wrap=True)
+    for error in run.errors:
+        table.add_row(
+            error.error_type,
+            f"{error.attempts:,}",
+            f"{error.recent_attempts:,}",
+            error.last_message or "",
+        )
+    return table
+
+
+def _batches_table(run: RunStatus) -> Table:
+    table = Table(title="live provider batches", title_justify="left")
+    for name in ("batch id", "status", "requests", "completed", "failed", "created"):
+        table.add_column(
+            name, justify="left" if name in ("batch id", "status") else "right"
+        )
+    for batch in run.batches:
+        table.add_row(
+            batch.batch_id,
+            batch.status,
+            f"{batch.request_count:,}",
+            "-" if batch.completed_count is None else f"{batch.completed_count:,}",
+            "-" if batch.failed_count is None else f"{batch.failed_count:,}",
+            f"{batch.created_at:%Y-%m-%d %H:%M}",
+        )
+    return table
+
+
+def sql(
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="The SQL query. Without it, print how to open the database and "
+            "list the views."
+        ),
+    ] = None,
+    job_path: JobOption = DEFAULT_JOB,
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="Output format: table, csv or json."),
+    ] = OutputFormat.table,
+) -> None:
+    """Run one SQL query on the job database (read-only) and print the rows.
+
+    Example:
+
+        batchkit sql -j jobs/productmind/job.toml "SELECT * FROM progress"
+    """
+    job = load_job(job_path)
+    if query is None:
+        _print_guide(job.db_path, job.path)
+        for view in list_views(job):
+            stdout.print(
+                f"  {view.name}: {', '.join(view.columns)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        return
+    result = run_query(job, query)
+    if output is OutputFormat.csv:
+        stdout.out(format_csv(result), end="")
+    elif output is OutputFormat.json:
+        stdout.out(format_json(result))
+    else:
+        stdout.print(_result_table(result))
+        stderr.print(f"{len(result.rows):,} rows", highlight=False)
+
+
+def _print_guide(db_path: Path, job_path: Path) -> None:
+    stdout.print(
+        f"database: {db_path}\n"
+        f'query it:  batchkit sql -j {job_path} "SELECT * FROM progress"\n'
+        f"or with the duckdb shell (while no batchkit command writes):\n"
+        f"  duckdb -readonly {db_path}\n"
+        "or from Python:\n"
+        f"  python -c \"import duckdb; print(duckdb.connect('{db_path}', "
+        "read_only=True).sql('FROM progress'))\"\n"
+        "views:",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _result_table(result: QueryResult) -> Table:
+    table = Table()
+    for column in result.columns:
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        table.add_row(*(format_cell(value) for value in row))
+    return table
+
+
+def report(
+    job_path: JobOption = DEFAULT_JOB,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="HTML file to write. Default: report.html in the job's run folder.",
+        ),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report with charts of the run.
+
+    The file embeds plotly.js, so it opens offline. Example:
+
+        batchkit report -j jobs/productmind/job.toml -o /tmp/report.html
+    """
+    job = load_job(job_path)
+    path = write_report(job, output or job.run_dir / "report.html")
+    size = path.stat().st_size / 1_000_000
+    stderr.print(f"report: {path} ({size:.1f} MB)", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the status, sql and report commands to `app`."""
+    app.command()(status)
+    app.command()(sql)
+    app.command()(report)
