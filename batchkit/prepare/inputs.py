@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 
 from batchkit.job.model import InputSpec, Job
-from batchkit.prepare.errors import PrepareError
+from batchkit.prepare.errors import PrepareError, describe_duckdb_error
 
 _TEXT_FORMATS = ("csv", "json", "jsonl")
 
@@ -122,10 +122,6 @@ def _reader_sql(spec: InputSpec) -> str:
     return f"read_json({path}, format = 'auto')"
 
 
-def _first_line(error: duckdb.Error) -> str:
-    return str(error).strip().splitlines()[0]
-
-
 def load_input(connection: duckdb.DuckDBPyConnection, spec: InputSpec) -> int:
     """Replace the table `spec.name` with the file's rows; return the row count."""
     table = f'"{spec.name}"'
@@ -136,7 +132,8 @@ def load_input(connection: duckdb.DuckDBPyConnection, spec: InputSpec) -> int:
     except duckdb.Error as error:
         raise PrepareError(
             f"{spec.path}: cannot read input {spec.name!r} as {spec.format}: "
-            f"{_first_line(error)}; check that the file is valid {spec.format}"
+            f"{describe_duckdb_error(error)}; check that the file is valid "
+            f"{spec.format}"
         ) from error
     row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
     count = int(row[0]) if row else 0

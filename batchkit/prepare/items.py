@@ -3,7 +3,7 @@
 import duckdb
 
 from batchkit.job.model import Job
-from batchkit.prepare.errors import PrepareError
+from batchkit.prepare.errors import PrepareError, describe_duckdb_error
 
 # Separates the values of a composite item key inside item_key and custom_id.
 KEY_SEPARATOR = ":"
@@ -19,14 +19,19 @@ def build_items(connection: duckdb.DuckDBPyConnection, job: Job) -> int:
             f"CREATE OR REPLACE TEMP TABLE raw_items AS {job.items.query}"
         )
     except duckdb.Error as error:
-        raise PrepareError(f"{job.path}: items.query failed: {error}") from error
+        tables = ", ".join(spec.name for spec in job.inputs)
+        raise PrepareError(
+            f"{job.path}: items.query failed: {describe_duckdb_error(error)}; fix the "
+            f"query (its tables are the inputs: {tables})"
+        ) from error
 
     columns = [row[0] for row in connection.execute("DESCRIBE raw_items").fetchall()]
     missing = [key for key in job.items.key if key not in columns]
     if missing:
         raise PrepareError(
             f"{job.path}: items.key names {', '.join(map(repr, missing))}, which the "
-            f"items query does not return; its columns are {', '.join(columns)}"
+            f"items query does not return; its columns are {', '.join(columns)}. "
+            "Fix items.key or select the column in items.query"
         )
     if "item_key" in columns:
         raise PrepareError(
@@ -34,7 +39,8 @@ def build_items(connection: duckdb.DuckDBPyConnection, job: Job) -> int:
             "reserves; rename it with AS"
         )
 
-    key_sql = " || ':' || ".join(f'CAST("{key}" AS VARCHAR)' for key in job.items.key)
+    separator = f" || '{KEY_SEPARATOR}' || "
+    key_sql = separator.join(f'CAST("{key}" AS VARCHAR)' for key in job.items.key)
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE current_items AS "
         f"SELECT {key_sql} AS item_key, * FROM raw_items"

@@ -7,7 +7,7 @@ import duckdb
 import orjson
 
 from batchkit.job.model import Job, StageSpec
-from batchkit.prepare.errors import PrepareError
+from batchkit.prepare.errors import PrepareError, describe_duckdb_error
 
 # (item_key, item columns, the dependency's result or None)
 StageRow = tuple[str, dict[str, Any], dict[str, Any] | None]
@@ -26,7 +26,7 @@ def _run_query(
         index = job.stage_names.index(stage.name)
         raise PrepareError(
             f"{job.path}: stages[{index}].when = {stage.when!r}: the predicate failed "
-            f"on the items: {str(error).strip().splitlines()[0]}; it must be a SQL "
+            f"on the items: {describe_duckdb_error(error)}; it must be a SQL "
             "condition over the items query's columns"
         ) from error
 
