@@ -270,9 +270,13 @@ def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
     body = response.text[:500]
     message = f"{method} {url} returned {status}: {body}"
     error_class: type[ProviderError]
+    # Unlike chat completions, 409 here means the batch's state forbids the
+    # call (cancelling a finished batch), so retrying cannot help.
     if status == 429:
         error_class = RateLimitError
-    elif status >= 500 or status in (408, 409, 425):
+    elif status == 409:
+        error_class = BadRequestError
+    elif status >= 500 or status in (408, 425):
         error_class = ServerError
     elif status in (401, 403):
         error_class = AuthenticationError
