@@ -1,7 +1,7 @@
 """Analysis views: per-request status, progress, failures, rejects, costs, latency.
 
 They build on the core views (`attempts`, `requests`, `results`) and live in
-the job database, so the plain `duckdb` shell sees them too. Times are bucketed
+the job database, so the plain `duckdb` shell can query them too. Times are bucketed
 with epoch arithmetic instead of time-zone functions, so every day and minute
 is a UTC one whatever the session's TimeZone setting.
 """
@@ -36,8 +36,8 @@ def utc_time_of_day(column: str) -> str:
 
 def _attempt_costs() -> str:
     # The price entry is the latest `since <= started_at` of the requested
-    # model (ASOF join); the first window containing the time of day sets the
-    # factor, as in batchkit.job.prices.window_factor.
+    # model, found with an ASOF join. The first window that contains the time
+    # of day sets the factor, as in batchkit.job.prices.window_factor.
     in_window = (
         'CASE WHEN w.start <= w."end" THEN tod >= w.start AND tod < w."end" '
         'ELSE tod >= w.start OR tod < w."end" END'
@@ -109,7 +109,7 @@ def _request_status() -> str:
     # Exactly one status per current request, checked in this order:
     # pending (no attempt of the current version), failed (attempts, none ok),
     # rejected (the newest ok attempt fails the current rules), loaded (it
-    # passes and the load ledger holds that attempt), ok (it passes but is not
+    # passes and the load ledger contains that attempt), ok (it passes but is not
     # loaded, or it has not been checked yet: is_unchecked).
     return """
     CREATE OR REPLACE VIEW request_status AS
@@ -258,8 +258,8 @@ def _throughput() -> str:
 
 
 def _estimate_vs_actual() -> str:
-    # The estimate is prepare's maximum (no cache hits, every response at
-    # max_tokens); the actual side counts every attempt of the stage, retries
+    # The estimate is prepare's maximum: no cache hits, every response at
+    # max_tokens. The actual side counts every attempt of the stage, retries
     # and superseded request versions included, because all of them were paid.
     return """
     CREATE OR REPLACE VIEW estimate_vs_actual AS
