@@ -152,6 +152,7 @@ def load_results(
         return summary
     if destination is None:
         rows = (row for row, _ in planned)
+        summary.rows_inserted = summary.rows_updated = None
         summary.export_path = write_export(job, shape, item_types, rows)
         summary.rows_sent = len(planned)
     else:

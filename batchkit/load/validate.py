@@ -25,25 +25,38 @@ REASONS = (
     "sql_check",
 )
 
-_HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
+_HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+\S|[ \t]*$)", re.MULTILINE)
+# A fenced code block: its lines (e.g. `# install` in a shell example) are
+# not headings. An unclosed fence runs to the end of the text.
+_FENCE = re.compile(
+    r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)", re.M | re.S
+)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
 FETCH_ROWS = 2_000
 
 
 def count_headings(text: str) -> int:
-    """Return the number of Markdown ATX headings (`#` to `######`) in `text`."""
-    return len(_HEADING.findall(text))
+    """Return the number of Markdown ATX headings (`#` to `######`) in `text`.
+
+    Lines inside fenced code blocks do not count.
+    """
+    return len(_HEADING.findall(_FENCE.sub("", text)))
 
 
 def language_share(text: str, language: str) -> float:
-    """Return the share of letters in `text` written in `language`'s script."""
+    """Return the share of `text`'s words written in `language`'s script.
+
+    A run of Latin letters counts as one word and so does each CJK character,
+    so English product names inside a Chinese text weigh like the Chinese
+    words around them, not letter by letter.
+    """
     cjk = len(_CJK.findall(text))
-    latin = len(_LATIN.findall(text))
-    letters = cjk + latin
-    if letters == 0:
+    latin = len(_LATIN_WORD.findall(text))
+    words = cjk + latin
+    if words == 0:
         return 0.0
-    return (cjk if language == "zh" else latin) / letters
+    return (cjk if language == "zh" else latin) / words
 
 
 def check_result(
@@ -69,7 +82,7 @@ def check_result(
         share = language_share(content, rules.language)
         if share < rules.min_language_share:
             reasons.append(
-                f"language: {share:.0%} of letters are {rules.language}, "
+                f"language: {share:.0%} of words are {rules.language}, "
                 f"minimum {rules.min_language_share:.0%}"
             )
     headings = count_headings(content)
