@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from postgrest import APIError
 from postgrest.types import ReturnMethod
-from supabase import Client, SupabaseException, create_client
+from supabase import Client, ClientOptions, SupabaseException, create_client
 
 from batchkit.job.model import Job
 from batchkit.load.ddl import split_table
@@ -33,6 +33,8 @@ TRANSIENT_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}
 # A statement timeout and 413 Payload Too Large pass when the chunk is smaller.
 SPLIT_CODES = {"57014", "413"}
 AUTH_CODES = {"PGRST300", "PGRST301", "PGRST302", "401"}
+# Seconds per request; a chunk that takes longer is sent again in halves.
+REQUEST_TIMEOUT_SECONDS = 120.0
 
 
 def _json_value(value: Any) -> Any:
@@ -56,6 +58,7 @@ class RestTarget:
         self._url = url
         self._key = key
         self._client: Client | None = None
+        self._http: httpx.Client | None = None
 
     def open(self, statements: list[str] | None) -> None:
         """Create the client; REST cannot create tables, so `statements` is an error."""
@@ -65,8 +68,12 @@ class RestTarget:
                 f"of `batchkit schema -j {self.job.path}` in the Supabase SQL editor "
                 "or a migration, then load again without --create-table"
             )
+        # An own httpx client carries the timeout; supabase-py 2.34 deprecates
+        # passing it through postgrest_client_timeout.
+        self._http = httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS)
+        options = ClientOptions(httpx_client=self._http)
         try:
-            self._client = create_client(self._url, self._key)
+            self._client = create_client(self._url, self._key, options)
         except SupabaseException as error:
             raise LoadError(
                 f"{self.identity}: {redact(str(error), self._secrets)}; check the "
@@ -115,6 +122,11 @@ class RestTarget:
             ).execute()
         except APIError as error:
             raise self._classify(error) from None
+        except httpx.TimeoutException as error:
+            raise ChunkRejectedError(
+                f"{self.identity}: no answer within {REQUEST_TIMEOUT_SECONDS:.0f} s "
+                f"({type(error).__name__})"
+            ) from None
         except httpx.HTTPError as error:
             raise TransientLoadError(
                 f"{self.identity}: {redact(str(error), self._secrets)}"
@@ -143,5 +155,7 @@ class RestTarget:
         """Keep the client; httpx opens a new connection when the old one broke."""
 
     def close(self) -> None:
-        """Drop the client."""
-        self._client = None
+        """Close the HTTP connections."""
+        if self._http is not None:
+            self._http.close()
+        self._client = self._http = None
