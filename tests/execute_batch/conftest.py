@@ -29,6 +29,8 @@ from batchkit.store.database import connect
 KEY_ENV = "BATCHKIT_BATCH_TEST_KEY"
 MODEL = "gpt-4o-mini"
 
+TEMPLATE = "Describe {{ item.name }}: {{ item.description }}"
+
 JOB_TOML = """
 [job]
 name = "batchtest"
@@ -55,7 +57,7 @@ max_bytes = {max_bytes}
 [[stages]]
 name = "doc"
 model = "{model}"
-messages = [{{ role = "user", text = "Describe {{{{ item.name }}}}: {{{{ item.description }}}}" }}]
+messages = [{{ role = "user", text = "{template}" }}]
 max_tokens = 400
 
 [stages.validate]
@@ -212,6 +214,7 @@ def make_env(
                 max_lines=max_lines,
                 max_bytes=max_bytes,
                 token_line=token_line,
+                template=TEMPLATE,
             ),
             encoding="utf-8",
         )

@@ -106,6 +106,13 @@ class BatchFileWriter:
         self._seen.add(request.custom_id)
         self._write(request, tokens)
 
+    def __enter__(self) -> "BatchFileWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for _, handle in self._open.values():
+            handle.close()  # after close() nothing is open; after an error, discard
+
     @property
     def next_number(self) -> int:
         """Return the number the next file of this run gets."""

@@ -31,17 +31,17 @@ def submit_pending(run: BatchRun, selection: Selection) -> int:
         blocked = blocked_models(connection, datetime.now(UTC))
         enqueued = enqueued_tokens(connection)
     run.summary.blocked = blocked
-    writer = BatchFileWriter(
-        run.run_dir, job.provider.batch, enqueued, run.next_file_number
-    )
     held_back = 0
-    for chunk in iter_pending(job, selection):
-        for request in chunk:
-            if request.model in blocked:
-                held_back += 1
-                continue
-            writer.add(request)
-    files = writer.close()
+    with BatchFileWriter(
+        run.run_dir, job.provider.batch, enqueued, run.next_file_number
+    ) as writer:
+        for chunk in iter_pending(job, selection):
+            for request in chunk:
+                if request.model in blocked:
+                    held_back += 1
+                    continue
+                writer.add(request)
+        files = writer.close()
     run.next_file_number = writer.next_number
     run.summary.deferred = writer.deferred
     _record_oversized(run, writer.oversized)
