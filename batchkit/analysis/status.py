@@ -120,8 +120,8 @@ def read_status(
     with connect(job, read_only=True, wait=lock_wait) as connection:
         try:
             stages = _read_stages(connection, job)
-            recent, last = _read_recent(connection, since)
-            errors = _read_errors(connection, since)
+            recent, last = _read_recent(connection, since, now)
+            errors = _read_errors(connection, since, now)
             batches = _read_batches(connection)
         except duckdb.CatalogException as error:
             raise AnalysisError(
@@ -204,24 +204,24 @@ def _sum_stages(stages: list[StageStatus]) -> StageStatus:
 
 
 def _read_recent(
-    connection: duckdb.DuckDBPyConnection, since: datetime
+    connection: duckdb.DuckDBPyConnection, since: datetime, now: datetime
 ) -> tuple[int, datetime | None]:
     row = connection.execute(
-        "SELECT count(*) FILTER (WHERE finished_at >= ?), max(finished_at) "
-        "FROM attempts",
-        [since],
+        "SELECT count(*) FILTER (WHERE finished_at BETWEEN ? AND ?), "
+        "max(finished_at) FROM attempts",
+        [since, now],
     ).fetchone()
     assert row is not None  # an aggregate always returns one row
     return int(row[0]), row[1]
 
 
 def _read_errors(
-    connection: duckdb.DuckDBPyConnection, since: datetime
+    connection: duckdb.DuckDBPyConnection, since: datetime, now: datetime
 ) -> list[ErrorCount]:
     rows = connection.execute(
         """
         SELECT coalesce(error_type, 'unknown'), count(*),
-               count(*) FILTER (WHERE finished_at >= ?),
+               count(*) FILTER (WHERE finished_at BETWEEN ? AND ?),
                arg_max(error_message, finished_at)
         FROM attempts
         WHERE status <> 'ok'
@@ -229,7 +229,7 @@ def _read_errors(
         ORDER BY 2 DESC, 1
         LIMIT ?
         """,
-        [since, TOP_ERRORS],
+        [since, now, TOP_ERRORS],
     ).fetchall()
     return [ErrorCount(*row) for row in rows]
 
