@@ -8,16 +8,17 @@ STAGE_FIELDS, e.g. `output_content_en_hash`, `output_content_en_model`.
 """
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from batchkit.job.model import Job
 
 NUL = "\x00"
+T = TypeVar("T")
 
 # The per-result columns besides the content, with their PostgreSQL types. In
 # the long layout they are named as here; in the wide layout each is suffixed
@@ -204,20 +205,24 @@ def row_bytes(row: Sequence[Any]) -> int:
 
 
 def chunk_rows(
-    rows: Iterator[tuple[Any, ...]], max_rows: int, max_bytes: int
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Group rows into chunks of at most `max_rows` rows and about `max_bytes`.
+    items: Iterable[T],
+    max_rows: int,
+    max_bytes: int,
+    size: Callable[[T], int] = row_bytes,  # type: ignore[assignment]
+) -> Iterator[list[T]]:
+    """Group items into chunks of at most `max_rows` and about `max_bytes`.
 
-    A single row larger than `max_bytes` forms a chunk of its own.
+    `size` returns an item's estimated bytes. A single item larger than
+    `max_bytes` forms a chunk of its own.
     """
-    chunk: list[tuple[Any, ...]] = []
-    size = 0
-    for row in rows:
-        estimate = row_bytes(row)
-        if chunk and (len(chunk) >= max_rows or size + estimate > max_bytes):
+    chunk: list[T] = []
+    total = 0
+    for item in items:
+        estimate = size(item)
+        if chunk and (len(chunk) >= max_rows or total + estimate > max_bytes):
             yield chunk
-            chunk, size = [], 0
-        chunk.append(row)
-        size += estimate
+            chunk, total = [], 0
+        chunk.append(item)
+        total += estimate
     if chunk:
         yield chunk

@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from batchkit.load.reconcile import Reconciled, read_results
 from batchkit.load.rows import (
     Result,
     RowShape,
+    chunk_rows,
     load_key,
     long_rows,
     row_bytes,
@@ -159,7 +160,13 @@ def load_results(
         statements = create_statements(job, item_types) if create_table else None
         _send_all(job, destination, statements, planned, summary, progress)
     summary.seconds = time.monotonic() - started
-    logger.info("load finished: %s", summary)
+    logger.info(
+        "load finished: %s rows sent to %s in %s chunks, %.1f s",
+        summary.rows_sent,
+        identity,
+        summary.chunks,
+        summary.seconds,
+    )
     return summary
 
 
@@ -218,22 +225,6 @@ def _rows_for(
                 yield next(long_rows([result])), [result]
 
 
-def _chunks(
-    planned: list[Planned], max_rows: int, max_bytes: int
-) -> Iterable[list[Planned]]:
-    chunk: list[Planned] = []
-    size = 0
-    for pair in planned:
-        estimate = row_bytes(pair[0])
-        if chunk and (len(chunk) >= max_rows or size + estimate > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(pair)
-        size += estimate
-    if chunk:
-        yield chunk
-
-
 def _send_all(
     job: Job,
     destination: Target,
@@ -247,7 +238,10 @@ def _send_all(
         summary.rows_inserted = summary.rows_updated = None
     try:
         destination.open(statements)
-        for chunk in _chunks(planned, job.load.chunk_rows, job.load.chunk_bytes):
+        chunks = chunk_rows(
+            planned, job.load.chunk_rows, job.load.chunk_bytes, _planned_bytes
+        )
+        for chunk in chunks:
             _send_chunk(destination, chunk, ledger, summary)
             if progress is not None:
                 progress(summary.rows_sent, len(planned))
@@ -255,6 +249,10 @@ def _send_all(
         ledger.flush()
         summary.ledger_entries = ledger.written
         destination.close()
+
+
+def _planned_bytes(pair: Planned) -> int:
+    return row_bytes(pair[0])
 
 
 def _backoff(attempt: int) -> float:
