@@ -3,11 +3,13 @@
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from batchkit.cli.common import DEFAULT_JOB, JobOption, QuietOption, stderr, stdout
 from batchkit.job.loader import load_job
+from batchkit.prepare.estimate import PROJECTED_INSTRUCTION_TOKENS
 from batchkit.prepare.run import PrepareSummary, prepare_job
 from batchkit.prepare.tokens import LATIN_CHARS_PER_TOKEN, TOKENS_PER_CJK_CHAR
 
@@ -21,7 +23,10 @@ def prepare(
     limit: Annotated[
         int | None,
         typer.Option(
-            "--limit", "-n", min=1, help="Render only the first N items of the query."
+            "--limit",
+            "-n",
+            min=1,
+            help="Render only the first N items of the items query (a count).",
         ),
     ] = None,
     no_files: Annotated[
@@ -47,10 +52,10 @@ def prepare(
     ) as bar:
         tasks: dict[str, int] = {}
 
-        def report(stage_name: str, done: int, total: int) -> None:
-            if stage_name not in tasks:
-                tasks[stage_name] = bar.add_task(f"render {stage_name}", total=total)
-            bar.update(tasks[stage_name], completed=done)
+        def report(stage: str, rendered: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"render {stage}", total=total)
+            bar.update(tasks[stage], completed=rendered)
 
         summary = prepare_job(
             job,
@@ -63,71 +68,83 @@ def prepare(
         _print_summary(summary, str(job.requests_dir))
 
 
+def _requests_table(summary: PrepareSummary) -> Table:
+    table = Table(title="Requests per stage", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("stage")
+    for column in ("new", "changed", "unchanged", "waiting"):
+        table.add_column(column, justify="right")
+    for stage, counts in summary.stages.items():
+        table.add_row(
+            stage,
+            f"{counts.added:,}",
+            f"{counts.changed:,}",
+            f"{counts.unchanged:,}",
+            f"{summary.waiting.get(stage, 0):,}",
+        )
+    return table
+
+
+def _estimate_table(summary: PrepareSummary) -> Table:
+    table = Table(title="Estimate per stage", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("stage")
+    for column in ("requests", "prompt tokens", "max output tokens", "max cost USD"):
+        table.add_column(column, justify="right")
+    prompt = completion = 0
+    cost = 0.0
+    for estimate in summary.estimates:
+        table.add_row(
+            estimate.stage + (" *" if estimate.is_projected else ""),
+            f"{estimate.requests:,}",
+            f"{estimate.prompt_tokens:,}",
+            f"{estimate.max_completion_tokens:,}",
+            "no price"
+            if estimate.max_cost_usd is None
+            else f"{estimate.max_cost_usd:,.2f}",
+        )
+        prompt += estimate.prompt_tokens
+        completion += estimate.max_completion_tokens
+        cost += estimate.max_cost_usd or 0.0
+    table.add_section()
+    table.add_row("total", "", f"{prompt:,}", f"{completion:,}", f"{cost:,.2f}")
+    return table
+
+
 def _print_summary(summary: PrepareSummary, requests_dir: str) -> None:
     inputs = ", ".join(
         f"{name} {rows:,} rows" for name, rows in summary.input_rows.items()
     )
     stderr.print(f"inputs: {inputs}; items: {summary.items:,}")
-    table = Table(title="requests and estimate per stage", title_justify="left")
-    for column in (
-        "stage",
-        "new",
-        "changed",
-        "same",
-        "waiting",
-        "requests",
-        "prompt tok",
-        "max out tok",
-        "max USD",
-    ):
-        table.add_column(column, justify="left" if column == "stage" else "right")
-    totals = [0, 0, 0.0]
-    for estimate in summary.estimates:
-        counts = summary.stages.get(estimate.stage)
-        cost = estimate.max_cost_usd
-        name = estimate.stage + (" (projected)" if estimate.is_projected else "")
-        table.add_row(
-            name,
-            f"{counts.added:,}" if counts else "-",
-            f"{counts.changed:,}" if counts else "-",
-            f"{counts.unchanged:,}" if counts else "-",
-            f"{summary.waiting.get(estimate.stage, 0):,}",
-            f"{estimate.requests:,}",
-            f"{estimate.prompt_tokens:,}",
-            f"{estimate.max_completion_tokens:,}",
-            "no price" if cost is None else f"{cost:,.2f}",
+    stdout.print(_requests_table(summary))
+    stdout.print(_estimate_table(summary))
+    notes = [
+        f"Prompt tokens are estimated at {LATIN_CHARS_PER_TOKEN} characters per "
+        f"token, and {TOKENS_PER_CJK_CHAR} tokens per CJK character.",
+        "Max cost assumes no cache hits and every response at max_tokens, at "
+        "today's price.",
+    ]
+    if any(estimate.is_projected for estimate in summary.estimates):
+        notes.append(
+            "* includes projected requests: each request of the dependency that "
+            "is not rendered here yet counts as one, with a prompt of the "
+            f"dependency's max_tokens plus {PROJECTED_INSTRUCTION_TOKENS} tokens."
         )
-        totals[0] += estimate.prompt_tokens
-        totals[1] += estimate.max_completion_tokens
-        totals[2] += cost or 0.0
-    table.add_row(
-        "total",
-        "",
-        "",
-        "",
-        "",
-        "",
-        f"{totals[0]:,}",
-        f"{totals[1]:,}",
-        f"{totals[2]:,.2f}",
-        style="bold",
-    )
-    stdout.print(table)
-    stderr.print(
-        f"Prompt tokens are estimated at {LATIN_CHARS_PER_TOKEN} Latin characters per "
-        f"token and {TOKENS_PER_CJK_CHAR} tokens per CJK character; max cost assumes "
-        "no cache hits and every response at max_tokens, at today's price."
-    )
+    for note in notes:
+        stderr.print(note, highlight=False)
+    _print_files(summary, requests_dir)
+
+
+def _print_files(summary: PrepareSummary, requests_dir: str) -> None:
     for file_set in summary.files:
         if file_set.oversized:
             stderr.print(
-                f"[yellow]warning:[/yellow] {len(file_set.oversized)} {file_set.stage} "
-                f"requests exceed the batch file byte limit and were left out, "
-                f"e.g. {file_set.oversized[0]}"
+                f"[yellow]warning:[/yellow] {len(file_set.oversized)} "
+                f"{file_set.stage} requests exceed the batch file byte limit and "
+                f"were left out of the files, e.g. {file_set.oversized[0]}; raise "
+                "provider.batch.max_bytes or shorten the prompt"
             )
-    written = sum(len(f.files) for f in summary.files)
+    written = sum(len(file_set.files) for file_set in summary.files)
     if written:
-        stderr.print(f"batch files: {written} under {requests_dir}")
+        stderr.print(f"batch files: {written} under {requests_dir}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,7 @@ class StageEstimate:
     prompt_tokens: int
     max_completion_tokens: int
     max_cost_usd: float | None  # every prompt at the cache-miss price, full max_tokens
-    is_projected: bool  # a dependent stage not rendered yet
+    is_projected: bool  # some of a dependent stage's requests are not rendered yet
 
 
 def _cost(job: Job, model: str, prompt: int, completion: int) -> float | None:
@@ -38,7 +38,11 @@ def _cost(job: Job, model: str, prompt: int, completion: int) -> float | None:
 def estimate_stages(
     connection: duckdb.DuckDBPyConnection, job: Job
 ) -> list[StageEstimate]:
-    """Return one estimate per stage of the job, in the job's order."""
+    """Return one estimate per stage of the job, in the job's order.
+
+    A dependent stage counts its rendered requests plus one projected request
+    for each request of its dependency that it has no request for yet.
+    """
     rows = connection.execute(
         """
         SELECT stage, count(*), sum(prompt_tokens_est), sum(max_tokens)
@@ -48,27 +52,20 @@ def estimate_stages(
     found = {row[0]: (int(row[1]), int(row[2] or 0), int(row[3] or 0)) for row in rows}
     estimates: dict[str, StageEstimate] = {}
     for stage in job.stages:
-        if stage.name in found:
-            count, prompt, completion = found[stage.name]
-            projected = False
-        elif stage.depends_on and stage.depends_on in estimates:
-            parent = estimates[stage.depends_on]
-            count = parent.requests
-            prompt = count * (
-                job.stage(stage.depends_on).max_tokens + PROJECTED_INSTRUCTION_TOKENS
-            )
-            completion = count * stage.max_tokens
-            projected = True
-        else:
-            count = prompt = completion = 0
-            projected = stage.depends_on is not None
+        count, prompt, completion = found.get(stage.name, (0, 0, 0))
+        projected = 0
+        if stage.depends_on is not None and stage.depends_on in estimates:
+            projected = max(estimates[stage.depends_on].requests - count, 0)
+            source_tokens = job.stage(stage.depends_on).max_tokens
+            prompt += projected * (source_tokens + PROJECTED_INSTRUCTION_TOKENS)
+            completion += projected * stage.max_tokens
         estimates[stage.name] = StageEstimate(
             stage=stage.name,
-            requests=count,
+            requests=count + projected,
             prompt_tokens=prompt,
             max_completion_tokens=completion,
             max_cost_usd=_cost(job, stage.model, prompt, completion),
-            is_projected=projected,
+            is_projected=projected > 0,
         )
     return list(estimates.values())
 

@@ -2,6 +2,7 @@
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -53,39 +54,52 @@ def _check_utf8(path: Path) -> None:
 
 
 def _check_csv(spec: InputSpec) -> None:
-    """Parse the CSV strictly (RFC 4180) and raise PrepareError at the first bad row."""
+    """Parse the CSV strictly (RFC 4180) and raise PrepareError at the first bad row.
+
+    Line numbers are those where the bad row starts, since a quoted value may
+    span lines.
+    """
     with spec.path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, strict=True)
-        try:
-            header = next(reader, None)
-            if not header:
-                raise PrepareError(
-                    f"{spec.path}: input {spec.name!r} has no header row; the first "
-                    "line must name the columns"
-                )
-            _check_header(spec, header)
-            rows = 0
-            for row in reader:
-                if not row:
-                    continue
-                rows += 1
-                if len(row) != len(header):
-                    raise PrepareError(
-                        f"{spec.path}: line {reader.line_num} has {len(row)} fields, "
-                        f"the header has {len(header)}; quote values that contain "
-                        "commas and fix the row"
-                    )
-        except csv.Error as error:
+        header = _next_row(spec, reader)
+        if not header:
             raise PrepareError(
-                f"{spec.path}: line {reader.line_num}: invalid CSV ({error}); a quote "
-                'inside a quoted value must be doubled ("") and every quoted value '
-                "closed"
-            ) from error
+                f"{spec.path}: input {spec.name!r} has no header row; the first "
+                "line must name the columns"
+            )
+        _check_header(spec, header)
+        rows = 0
+        while True:
+            line = reader.line_num + 1
+            row = _next_row(spec, reader)
+            if row is None:
+                break
+            if not row:
+                continue
+            rows += 1
+            if len(row) != len(header):
+                raise PrepareError(
+                    f"{spec.path}: line {line} has {len(row)} fields, the header "
+                    f"has {len(header)}; quote values that contain commas and fix "
+                    "the row"
+                )
     if rows == 0:
         raise PrepareError(
             f"{spec.path}: input {spec.name!r} has a header but no rows; add rows to "
             "it or remove the input"
         )
+
+
+def _next_row(spec: InputSpec, reader: Any) -> list[str] | None:
+    line = reader.line_num + 1
+    try:
+        return next(reader, None)
+    except csv.Error as error:
+        raise PrepareError(
+            f"{spec.path}: line {line}: invalid CSV in the row that starts there "
+            f'({error}); a quote inside a quoted value must be doubled ("") and '
+            "every quoted value closed"
+        ) from error
 
 
 def _check_header(spec: InputSpec, header: list[str]) -> None:

@@ -25,6 +25,13 @@ _ENVIRONMENT = jinja2.Environment(
 # render builds its context from it with `shared=True`, which skips Jinja2's
 # per-render merge of the globals ChainMap, a third of the render time.
 _GLOBALS = dict(_ENVIRONMENT.globals)
+# UTF-8 bytes of the line breaks JSON allows raw inside strings. None of these
+# byte pairs or triples occurs inside another character's encoding.
+_RAW_LINE_BREAKS = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
 _UNDEFINED_NAME = re.compile(r"has no attribute '([^']*)'|'([^']*)' is undefined")
 
 
@@ -49,18 +56,17 @@ def make_custom_id(stage: str, item_key: str) -> str:
 
 
 def encode_line(line: dict[str, Any]) -> bytes:
-    """Serialise one JSONL line, escaping U+2028 and U+2029 so no reader splits it.
+    """Serialise one JSONL line, escaping the line breaks that JSON leaves raw.
 
-    orjson escapes control characters such as `\\r` and `\\n` itself but writes
-    the two Unicode separators raw, and JavaScript and Python's
-    `str.splitlines()` break lines at them.
+    orjson escapes control characters below U+0020, such as `\\r` and `\\n`,
+    but writes U+0085, U+2028 and U+2029 as they are, and Python's
+    `str.splitlines()` breaks lines at them.
     """
     encoded = orjson.dumps(line)
-    if b"\xe2\x80" not in encoded:
-        return encoded
-    return encoded.replace(b"\xe2\x80\xa8", b"\\u2028").replace(
-        b"\xe2\x80\xa9", b"\\u2029"
-    )
+    for raw, escaped in _RAW_LINE_BREAKS:
+        if raw in encoded:
+            encoded = encoded.replace(raw, escaped)
+    return encoded
 
 
 def hash_body(body: dict[str, Any]) -> str:

@@ -76,7 +76,9 @@ def test_hash_ignores_key_order() -> None:
     assert hash_body({"a": 1}) != hash_body({"a": 2})
 
 
-@pytest.mark.parametrize("text", ["a\u2028b", "a\u2029b", "a\rb", "a\nb", "😀 中文"])
+@pytest.mark.parametrize(
+    "text", ["a\u2028b", "a\u2029b", "a\x85b", "a\rb", "a\x1eb", "😀 中文"]
+)
 def test_encode_line_keeps_one_line(text: str) -> None:
     encoded = encode_line({"content": text})
 
