@@ -16,7 +16,6 @@ from batchkit.analysis.query import (
     list_views,
     run_query,
 )
-from batchkit.analysis.report import write_report
 from batchkit.analysis.status import (
     DEFAULT_WINDOW_MINUTES,
     RunStatus,
@@ -254,6 +253,9 @@ def report(
 
         batchkit report -j jobs/productmind/job.toml -o /tmp/report.html
     """
+    # plotly takes a sizeable share of a second to import, so only report pays it.
+    from batchkit.analysis.report import write_report
+
     job = load_job(job_path)
     path = write_report(job, output or job.run_dir / "report.html")
     size = path.stat().st_size / 1_000_000
