@@ -57,6 +57,32 @@ INPUT_FORMATS = {
     ".jsonl": "jsonl",
 }
 ROLES = {"system", "user", "assistant", "developer"}
+STAGE_KEYS = {
+    "name",
+    "messages",
+    "model",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "extra_body",
+    "depends_on",
+    "when",
+    "max_attempts",
+    "validate",
+}
+VALIDATE_KEYS = {
+    "enabled",
+    "finish_reason",
+    "min_chars",
+    "max_chars",
+    "language",
+    "min_language_share",
+    "min_headings",
+    "same_headings_as_source",
+    "heading_tolerance",
+    "forbidden",
+    "sql",
+}
 
 
 class _Checker:
@@ -119,6 +145,15 @@ class _Checker:
             self.add(key, value, f"must be a {adjective} {noun} of {unit}")
             return default
         return value
+
+    def known_keys(self, data: dict[str, Any], key: str, known: set[str]) -> None:
+        # A misspelt key would otherwise be ignored and its default used.
+        for name in sorted(set(data) - known):
+            self.add(
+                f"{key}.{name}",
+                data[name],
+                f"unknown key; known keys: {', '.join(sorted(known))}",
+            )
 
     def names(self, data: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
         value = data.get(name, [])
@@ -381,6 +416,7 @@ def _read_message(
 def _read_validation(
     check: _Checker, table: dict[str, Any], key: str
 ) -> ValidationRules:
+    check.known_keys(table, key, VALIDATE_KEYS)
     language = check.text(table, f"{key}.language", "language")
     if language not in (None, "en", "zh"):
         check.add(f"{key}.language", language, "must be 'en' or 'zh'")
@@ -462,6 +498,7 @@ def _read_stages(
         if not isinstance(table, dict):
             check.add(key, table, "must be a table")
             continue
+        check.known_keys(table, key, STAGE_KEYS)
         name = check.required_text(table, f"{key}.name", "name")
         if name and not NAME_PATTERN.match(name):
             check.add(f"{key}.name", name, "use a letter then letters, digits or '_'")
@@ -601,6 +638,9 @@ def _read_prices(check: _Checker, data: dict[str, Any]) -> tuple[PriceEntry, ...
     entries = []
     for index, table in enumerate(raw):
         key = f"prices[{index}]"
+        if not isinstance(table, dict):
+            check.add(key, table, "must be a table with model, since and prices")
+            continue
         since = _parse_since(table.get("since"))
         if since is None:
             check.add(
