@@ -17,6 +17,10 @@ WINDOWS_TYPE = '[{"start": "TIME", "end": "TIME", "factor": "DOUBLE"}]'
 # Provider batch statuses after which nothing more changes.
 TERMINAL_BATCH_STATUSES = ("completed", "failed", "expired", "cancelled")
 
+# Error types that do not count against a stage's max_attempts, because the
+# provider did no work; execute's retry policy uses the same set.
+UNCOUNTED_ERRORS = ("rate_limit", "cancelled")
+
 
 def utc_day(column: str) -> str:
     """Return SQL for the UTC date of the TIMESTAMPTZ `column`."""
@@ -105,17 +109,24 @@ def _costs() -> str:
     """
 
 
+def _uncounted_list() -> str:
+    return ", ".join(f"'{name}'" for name in UNCOUNTED_ERRORS)
+
+
 def _request_status() -> str:
     # Exactly one status per current request, checked in this order:
     # pending (no attempt of the current version), failed (attempts, none ok),
     # rejected (the newest ok attempt fails the current rules), loaded (it
     # passes and the load ledger contains that attempt), ok (it passes but is not
     # loaded, or it has not been checked yet: is_unchecked).
-    return """
+    return f"""
     CREATE OR REPLACE VIEW request_status AS
     WITH tried AS (
         SELECT a.custom_id,
                count(*) AS attempts,
+               count(*) FILTER (
+                   WHERE coalesce(a.error_type, '') NOT IN ({_uncounted_list()})
+               ) AS counted_attempts,
                count(*) FILTER (WHERE a.status = 'ok') AS ok_attempts,
                max(a.finished_at) AS last_finished_at,
                arg_max(a.status, a.finished_at) AS last_status,
@@ -139,6 +150,7 @@ def _request_status() -> str:
            END AS status,
            (res.attempt_id IS NOT NULL AND v.attempt_id IS NULL) AS is_unchecked,
            coalesce(t.attempts, 0) AS attempts,
+           coalesce(t.counted_attempts, 0) AS counted_attempts,
            s.max_attempts,
            t.last_finished_at, t.last_status, t.last_error_type,
            t.last_error_message, t.last_http_status,
@@ -174,8 +186,8 @@ def _progress() -> str:
 def _failures() -> str:
     return """
     CREATE OR REPLACE VIEW failures AS
-    SELECT custom_id, request_hash, stage, item_key, attempts, max_attempts,
-           attempts >= max_attempts AS is_exhausted,
+    SELECT custom_id, request_hash, stage, item_key, attempts, counted_attempts,
+           max_attempts, counted_attempts >= max_attempts AS is_exhausted,
            last_error_type AS error_type, last_error_message AS error_message,
            last_http_status AS http_status, last_finished_at
     FROM request_status

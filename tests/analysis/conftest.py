@@ -222,7 +222,7 @@ def build_scenario(run: AnalysisRun) -> None:
             1,
             "2025-06-01T11:59:00",
             status="failed",
-            error_type="rate_limited",
+            error_type="rate_limit",
             latency_ms=100,
         ),
         run.add(
@@ -256,7 +256,7 @@ def build_scenario(run: AnalysisRun) -> None:
             2,
             "2025-06-02T08:01:00",
             status="failed",
-            error_type="server_error",
+            error_type="server",
             latency_ms=300,
         ),
         run.add(

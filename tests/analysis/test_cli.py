@@ -51,7 +51,7 @@ def test_status_prints_table(analysis_run: AnalysisRun, capsys, monkeypatch) -> 
     assert "spend: 0.0018 USD of the estimated max" in out
     assert "4 requests left, no ETA (last attempt 2025-06-03 10:00 UTC)" in out
     assert "1 ok results are not checked yet" in out
-    assert row_pattern("server_error", "1", "0", "server_error: injected").search(out)
+    assert row_pattern("server", "1", "0", "server: injected").search(out)
 
 
 def test_status_json(analysis_run: AnalysisRun, capsys, monkeypatch) -> None:
@@ -97,7 +97,7 @@ def test_sql_csv(analysis_run: AnalysisRun, capsys, monkeypatch) -> None:
         monkeypatch,
     )
     assert code == 0
-    assert out == "custom_id,error_type,is_exhausted\nsummary:4,server_error,False\n"
+    assert out == "custom_id,error_type,is_exhausted\nsummary:4,server,False\n"
 
 
 def test_sql_json(analysis_run: AnalysisRun, capsys, monkeypatch) -> None:

@@ -65,11 +65,11 @@ def test_no_eta_without_recent_attempts(analysis_run: AnalysisRun) -> None:
 def test_top_error_types(analysis_run: AnalysisRun) -> None:
     status = read_status(analysis_run.job, now=NOW)
     errors = {error.error_type: error for error in status.errors}
-    assert set(errors) == {"rate_limited", "server_error", "timeout"}
+    assert set(errors) == {"rate_limit", "server", "timeout"}
     assert errors["timeout"].attempts == 1
     assert errors["timeout"].recent_attempts == 1
-    assert errors["rate_limited"].recent_attempts == 0
-    assert errors["server_error"].last_message == "server_error: injected"
+    assert errors["rate_limit"].recent_attempts == 0
+    assert errors["server"].last_message == "server: injected"
 
 
 def test_json_shape(analysis_run: AnalysisRun) -> None:

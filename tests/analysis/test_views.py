@@ -7,7 +7,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from batchkit.execute import retry
 from batchkit.job.prices import attempt_cost
+from batchkit.store.analysis_views import UNCOUNTED_ERRORS
 from batchkit.store.database import connect
 from tests.analysis.conftest import (
     JOB_TOML,
@@ -65,10 +67,23 @@ def test_request_status_per_request(analysis_run: AnalysisRun) -> None:
 def test_failures_lists_latest_error(analysis_run: AnalysisRun) -> None:
     rows = query(
         analysis_run,
-        "SELECT custom_id, attempts, max_attempts, is_exhausted, error_type, "
-        "http_status FROM failures",
+        "SELECT custom_id, attempts, counted_attempts, max_attempts, is_exhausted, "
+        "error_type, http_status FROM failures",
     )
-    assert rows == [("summary:4", 2, 3, False, "server_error", 500)]
+    assert rows == [("summary:4", 2, 2, 3, False, "server", 500)]
+
+
+def test_rate_limits_not_counted(analysis_run: AnalysisRun) -> None:
+    rows = query(
+        analysis_run,
+        "SELECT attempts, counted_attempts FROM request_status "
+        "WHERE custom_id = 'summary:2'",
+    )
+    assert rows == [(2, 1)]
+
+
+def test_uncounted_errors_match_execute() -> None:
+    assert set(UNCOUNTED_ERRORS) == set(retry.UNCOUNTED_ERRORS)
 
 
 def test_rejects_unnests_reasons(analysis_run: AnalysisRun) -> None:
