@@ -55,6 +55,9 @@ class BatchRun:
     on_step: StepHook | None = None
     extra_metadata: MetadataHook | None = None
     next_file_number: int = 1
+    # Set when an ingest may have made requests pending again, so that
+    # --wait runs a selection only then.
+    has_news: bool = True
     reported_too_large: set[str] = field(default_factory=set)
 
     @property

@@ -18,6 +18,7 @@ import orjson
 
 from batchkit.job.model import PriceEntry
 from batchkit.job.prices import attempt_cost
+from batchkit.providers.protocol import Completion, parse_usage
 
 logger = logging.getLogger(__name__)
 
@@ -195,23 +196,8 @@ def _status_error_type(status: int) -> str:
     return "bad_request"
 
 
-@dataclass(frozen=True)
-class Completion:
-    """The parts of a chat completion the response log keeps."""
-
-    model: str | None
-    content: str | None
-    reasoning_content: str | None
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int
-    cache_hit_tokens: int
-    cache_miss_tokens: int
-
-
 def parse_completion(body: Any) -> Completion | None:
-    """Return the completion in `body`, or None when it is not a chat completion."""
+    """Return the completion in a parsed body, or None when it is not one."""
     if not isinstance(body, dict):
         return None
     choices = body.get("choices")
@@ -220,37 +206,13 @@ def parse_completion(body: Any) -> Completion | None:
     message = choices[0].get("message")
     if not isinstance(message, dict):
         return None
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    assert isinstance(usage, dict)
-    prompt = _int(usage.get("prompt_tokens"))
-    # DeepSeek reports prompt_cache_hit/miss_tokens, OpenAI prompt_tokens_details.
-    hit = usage.get("prompt_cache_hit_tokens")
-    if hit is None:
-        hit = _nested(usage, "prompt_tokens_details", "cached_tokens")
-    miss = usage.get("prompt_cache_miss_tokens")
-    cache_hit = _int(hit)
     return Completion(
-        model=body.get("model"),
         content=message.get("content"),
         reasoning_content=message.get("reasoning_content"),
         finish_reason=choices[0].get("finish_reason"),
-        prompt_tokens=prompt,
-        completion_tokens=_int(usage.get("completion_tokens")),
-        reasoning_tokens=_int(
-            _nested(usage, "completion_tokens_details", "reasoning_tokens")
-        ),
-        cache_hit_tokens=cache_hit,
-        cache_miss_tokens=_int(miss) if miss is not None else prompt - cache_hit,
+        model=body.get("model"),
+        usage=parse_usage(body.get("usage")),
     )
-
-
-def _nested(mapping: dict[str, Any], key: str, inner: str) -> Any:
-    value = mapping.get(key)
-    return value.get(inner) if isinstance(value, dict) else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def base_record(batch: FinishedBatch, request: BatchRequest) -> dict[str, Any]:
@@ -280,6 +242,10 @@ def ok_record(
     raw_body: str | None,
 ) -> dict[str, Any]:
     """Build the record of a line that returned a chat completion."""
+    usage = completion.usage
+    cache_miss = usage.cache_miss_tokens
+    if cache_miss is None:
+        cache_miss = usage.prompt_tokens or 0
     record = base_record(batch, request)
     record.update(
         status="ok",
@@ -288,18 +254,18 @@ def ok_record(
         content=completion.content,
         reasoning_content=completion.reasoning_content,
         finish_reason=completion.finish_reason,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        reasoning_tokens=completion.reasoning_tokens,
-        cache_hit_tokens=completion.cache_hit_tokens,
-        cache_miss_tokens=completion.cache_miss_tokens,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cache_hit_tokens=usage.cache_hit_tokens,
+        cache_miss_tokens=usage.cache_miss_tokens,
         cost_usd=attempt_cost(
             batch.prices,
             batch.model,
             batch.created_at,
-            cache_miss_tokens=completion.cache_miss_tokens,
-            cache_hit_tokens=completion.cache_hit_tokens,
-            completion_tokens=completion.completion_tokens,
+            cache_miss_tokens=cache_miss,
+            cache_hit_tokens=usage.cache_hit_tokens or 0,
+            completion_tokens=usage.completion_tokens or 0,
             is_batch=True,
         ),
         raw_body=raw_body,

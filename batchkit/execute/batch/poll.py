@@ -11,7 +11,6 @@ from batchkit.execute.batch.ingest import FinishedBatch, ingest_batch
 from batchkit.execute.batch.store import (
     LIVE_STATES,
     BatchRow,
-    batch_error,
     failure_backoff,
     load_batch_requests,
     mark_ingested,
@@ -28,73 +27,69 @@ CANCEL_WAIT_SECONDS = 30.0
 
 
 def poll_batches(run: BatchRun) -> int:
-    """Poll every unfinished batch and ingest those that ended; return how many live."""
-    with connect(run.job) as connection:
+    """Poll every unfinished batch and ingest those that ended; return how many live.
+
+    The provider is asked first and the database written once after, so no
+    connection stays open during the HTTP calls.
+    """
+    with connect(run.job, read_only=True) as connection:
         rows = unfinished_batches(connection)
+    fetched = {
+        row.batch_id: run.client.get_batch(row.batch_id) for row in rows if row.is_live
+    }
+    if fetched:
+        with connect(run.job) as connection:
+            for batch in fetched.values():
+                _store(run, connection, batch)
+            rows = unfinished_batches(connection)
     live = 0
     for row in rows:
-        if row.is_live:
-            row = _refresh(run, row)
+        previous = run.summary.batches.get(row.batch_id)
+        if row.batch_id in fetched and (
+            previous is None or previous.status != row.status
+        ):
+            _log_change(row, fetched[row.batch_id], previous)
         _report(run, row)
         if row.is_live:
             live += 1
         elif row.ingested_at is None:
             ingest(run, row)
+            run.has_news = True
     if run.progress is not None:
         run.progress(run.summary)
     return live
 
 
-def _refresh(run: BatchRun, row: BatchRow) -> BatchRow:
-    batch = run.client.get_batch(row.batch_id)
-    status = str(batch.get("status"))
-    with connect(run.job) as connection:
-        update_batch(connection, batch)
-        if status == "failed" and row.model is not None:
-            backoff = failure_backoff(
-                connection, row.model, run.job.provider.batch.poll_interval
-            )
-            connection.execute(
-                "UPDATE provider_batches SET resubmit_after = ? WHERE batch_id = ?",
-                [datetime.now(UTC) + backoff, row.batch_id],
-            )
-        refreshed = connection.execute(
-            "SELECT finished_at FROM provider_batches WHERE batch_id = ?",
-            [row.batch_id],
-        ).fetchone()
-    if status != row.status:
-        _log_change(row, batch)
-    counts = batch.get("request_counts") or {}
-    return BatchRow(
-        batch_id=row.batch_id,
-        run_id=row.run_id,
-        status=status,
-        model=row.model,
-        input_file_id=row.input_file_id,
-        output_file_id=batch.get("output_file_id"),
-        error_file_id=batch.get("error_file_id"),
-        request_count=row.request_count,
-        completed_count=counts.get("completed"),
-        failed_count=counts.get("failed"),
-        created_at=row.created_at,
-        finished_at=refreshed[0] if refreshed else None,
-        ingested_at=None,
-        error=batch_error(batch),
+def _store(run: BatchRun, connection: Any, batch: dict[str, Any]) -> None:
+    update_batch(connection, batch)
+    if batch.get("status") != "failed":
+        return
+    row = connection.execute(
+        "SELECT model, resubmit_after FROM provider_batches WHERE batch_id = ?",
+        [batch["id"]],
+    ).fetchone()
+    if row is None or row[0] is None or row[1] is not None:
+        return
+    backoff = failure_backoff(connection, row[0], run.job.provider.batch.poll_interval)
+    connection.execute(
+        "UPDATE provider_batches SET resubmit_after = ? WHERE batch_id = ?",
+        [datetime.now(UTC) + backoff, batch["id"]],
     )
 
 
-def _log_change(row: BatchRow, batch: dict[str, Any]) -> None:
-    counts = batch.get("request_counts") or {}
-    if batch.get("status") == "failed":
-        logger.warning(
-            "batch %s: %s -> failed (%s)", row.batch_id, row.status, batch_error(batch)
-        )
+def _log_change(
+    row: BatchRow, batch: dict[str, Any], previous: BatchReport | None
+) -> None:
+    before = previous.status if previous is not None else "recorded"
+    if row.status == "failed":
+        logger.warning("batch %s: %s -> failed (%s)", row.batch_id, before, row.error)
         return
+    counts = batch.get("request_counts") or {}
     logger.info(
         "batch %s: %s -> %s (%s of %s completed, %s failed)",
         row.batch_id,
+        before,
         row.status,
-        batch.get("status"),
         counts.get("completed"),
         counts.get("total"),
         counts.get("failed"),
@@ -119,7 +114,7 @@ def ingest(run: BatchRun, row: BatchRow) -> None:
     its requests are simply pending again.
     """
     files = [] if row.status == "failed" else _download(run, row)
-    with connect(run.job) as connection:
+    with connect(run.job, read_only=True) as connection:
         requests, logged = load_batch_requests(connection, row.batch_id)
     finished = FinishedBatch(
         batch_id=row.batch_id,
@@ -165,7 +160,7 @@ def _download(run: BatchRun, row: BatchRow) -> list[Path]:
 
 def cancel_batches(run: BatchRun, sleep: Any = time.sleep) -> None:
     """Cancel the job's live batches, wait briefly for them to stop, and ingest them."""
-    with connect(run.job) as connection:
+    with connect(run.job, read_only=True) as connection:
         rows = [row for row in unfinished_batches(connection) if row.is_live]
     for row in rows:
         try:

@@ -59,7 +59,7 @@ def batch_lock(job: Job) -> Iterator[None]:
 def recover_orphans(run: BatchRun) -> None:
     """Adopt this job's unknown batches and delete its uploads that no batch uses."""
     job = run.job
-    with connect(job) as connection:
+    with connect(job, read_only=True) as connection:
         known = known_batch_ids(connection)
         used_files = {
             row[0]

@@ -24,6 +24,7 @@ from batchkit.execute.batch.store import consecutive_failures
 from batchkit.execute.batch.submit import submit_pending
 from batchkit.execute.batch.summary import BatchSummary
 from batchkit.execute.responselog import ResponseLog, new_run_id, recover
+from batchkit.execute.runlog import run_log
 from batchkit.execute.select import Selection
 from batchkit.job.model import Job
 from batchkit.providers.endpoint import resolve_endpoint
@@ -74,9 +75,9 @@ def run_batches(
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchSummary:
     """Run `execute_batch` with a given client; tests pass hooks to simulate crashes."""
-    with batch_lock(job):
+    summary = BatchSummary(run_id=new_run_id())
+    with batch_lock(job), run_log(job, summary.run_id):
         recover(job)
-        summary = BatchSummary(run_id=new_run_id())
         logger.info("batch run %s of job %s started", summary.run_id, job.name)
         with ResponseLog(job, summary.run_id) as log:
             run = BatchRun(
@@ -104,24 +105,19 @@ def _poll_and_submit(
     wait: bool,
     sleep: Callable[[float], None],
 ) -> None:
+    held_back = 0
     while True:
-        poll_batches(run)
-        held_back = 0 if poll_only else submit_pending(run, selection)
+        live = poll_batches(run)
+        if not poll_only and (run.has_news or held_back):
+            run.has_news = False
+            created_before = len(run.summary.created)
+            held_back = submit_pending(run, selection)
+            live += len(run.summary.created) - created_before
         if not wait:
             return
-        live = _count_live(run)
         if not live and (not held_back or _is_stuck(run)):
             return
         sleep(run.job.provider.batch.poll_interval)
-
-
-def _count_live(run: BatchRun) -> int:
-    with connect(run.job) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM provider_batches WHERE status IN "
-            "('validating', 'in_progress', 'finalizing', 'cancelling')"
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _is_stuck(run: BatchRun) -> bool:

@@ -27,7 +27,7 @@ def submit_pending(run: BatchRun, selection: Selection) -> int:
     back, and so are requests over the token budget.
     """
     job = run.job
-    with connect(job) as connection:
+    with connect(job, read_only=True) as connection:
         blocked = blocked_models(connection, datetime.now(UTC))
         enqueued = enqueued_tokens(connection)
     run.summary.blocked = blocked
