@@ -6,6 +6,7 @@ own OpenAI-style HTTP API.
 """
 
 import csv
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,12 +88,13 @@ class BatchEnv:
     job: Job
     simulator: SimulatorHandle
 
-    def client(self) -> BatchClient:
-        return BatchClient(resolve_endpoint(self.job), backoff=0.01)
+    def client(self, page_size: int = 100) -> BatchClient:
+        endpoint = resolve_endpoint(self.job)
+        return BatchClient(endpoint, backoff=0.01, page_size=page_size)
 
-    def run(self, **options: Any) -> BatchSummary:
+    def run(self, page_size: int = 100, **options: Any) -> BatchSummary:
         """Run the batch runner once with a fast sleep."""
-        with self.client() as client:
+        with self.client(page_size) as client:
             return run_batches(
                 self.job, Selection(), client, sleep=_short_sleep, **options
             )
@@ -132,6 +134,22 @@ class BatchEnv:
         response.raise_for_status()
         return response
 
+    def sim_delete(self, path: str) -> None:
+        """DELETE a /v1 path of the simulator."""
+        response = httpx.delete(
+            self.simulator.base_url + path,
+            headers={"Authorization": "Bearer sk-simulator"},
+            trust_env=False,
+        )
+        response.raise_for_status()
+
+    def wait_for_sim_batches(self, status: str, timeout: float = 10.0) -> None:
+        """Poll the simulator until every batch has `status`."""
+        deadline = time.monotonic() + timeout
+        while {b["status"] for b in self.sim_batches()} != {status}:
+            assert time.monotonic() < deadline, f"batches never all {status}"
+            time.sleep(0.02)
+
     def sim_batches(self) -> list[dict[str, Any]]:
         """Return every batch the simulator holds."""
         data: list[dict[str, Any]] = self.sim_get("/batches", limit=100).json()["data"]
@@ -159,8 +177,6 @@ class BatchEnv:
 
 
 def _short_sleep(seconds: float) -> None:
-    import time
-
     time.sleep(min(seconds, 0.05))
 
 

@@ -88,3 +88,38 @@ def test_concurrent_run_is_rejected(make_env):
 
     assert "another `batchkit execute --mode batch`" in str(caught.value)
     assert "batchtest" in str(caught.value)
+
+
+def test_adoption_reads_every_page(make_env):
+    env = make_env(6, max_lines=2)
+    created = []
+
+    def kill_at_third(step, value):
+        if step == "created":
+            created.append(value["id"])
+            if len(created) == 3:
+                raise Killed(step)
+
+    with pytest.raises(Killed):
+        env.run(on_step=kill_at_third)
+
+    summary = env.run(page_size=1, wait=True)
+
+    assert summary.adopted == [created[2]]
+    assert sorted(env.submitted_custom_ids()) == env.custom_ids()
+    assert {a["status"] for a in env.attempts()} == {"ok"}
+
+
+def test_deleted_output_file_leaves_requests_pending(make_env):
+    env = make_env(3)
+    env.run()
+    env.wait_for_sim_batches("completed")
+    (batch,) = env.sim_batches()
+    env.sim_delete(f"/files/{batch['output_file_id']}")
+
+    summary = env.run(poll_only=True)
+
+    assert "is gone from the provider" in summary.errors[0]
+    attempts = env.attempts()
+    assert len(attempts) == 3
+    assert {a["error_type"] for a in attempts} == {"missing_from_output"}

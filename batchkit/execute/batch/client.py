@@ -48,10 +48,12 @@ class BatchClient:
         timeout: float = 120.0,
         max_tries: int = 5,
         backoff: float = 1.0,
+        page_size: int = PAGE_SIZE,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = endpoint.base_url.rstrip("/")
         self.max_tries = max_tries
+        self.page_size = page_size
         self.backoff = backoff  # seconds before the first retry, doubled after each
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -162,7 +164,7 @@ class BatchClient:
     ) -> Iterator[dict[str, Any]]:
         after: str | None = None
         while True:
-            query = {**params, "limit": PAGE_SIZE}
+            query = {**params, "limit": self.page_size}
             if after is not None:
                 query["after"] = after
             response = self._call(

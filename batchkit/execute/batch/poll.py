@@ -18,7 +18,7 @@ from batchkit.execute.batch.store import (
     update_batch,
 )
 from batchkit.execute.batch.summary import BatchReport
-from batchkit.providers.errors import BadRequestError
+from batchkit.providers.errors import BadRequestError, NotFoundError
 from batchkit.store.database import connect
 
 logger = logging.getLogger(__name__)
@@ -152,9 +152,19 @@ def _download(run: BatchRun, row: BatchRow) -> list[Path]:
     files = []
     # The output file first, so that a line in both files counts as ok.
     for kind, file_id in (("output", row.output_file_id), ("error", row.error_file_id)):
-        if file_id:
-            target = folder / f"{row.batch_id}-{kind}.jsonl"
+        if not file_id:
+            continue
+        target = folder / f"{row.batch_id}-{kind}.jsonl"
+        try:
             files.append(run.client.download_file(file_id, target))
+        except NotFoundError:
+            # Its lines count as not returned, so their requests are pending again.
+            message = (
+                f"the {kind} file {file_id} of batch {row.batch_id} is gone from "
+                "the provider; the requests it held are pending again"
+            )
+            logger.error("%s", message)
+            run.summary.errors.append(message)
     return files
 
 
