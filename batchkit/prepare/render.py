@@ -25,13 +25,6 @@ _ENVIRONMENT = jinja2.Environment(
 # render builds its context from it with `shared=True`, which skips Jinja2's
 # per-render merge of the globals ChainMap, a third of the render time.
 _GLOBALS = dict(_ENVIRONMENT.globals)
-# UTF-8 bytes of the line breaks JSON allows raw inside strings. None of these
-# byte pairs or triples occurs inside another character's encoding.
-_RAW_LINE_BREAKS = (
-    (b"\xc2\x85", b"\\u0085"),
-    (b"\xe2\x80\xa8", b"\\u2028"),
-    (b"\xe2\x80\xa9", b"\\u2029"),
-)
 _UNDEFINED_NAME = re.compile(r"has no attribute '([^']*)'|'([^']*)' is undefined")
 
 
@@ -60,12 +53,17 @@ def encode_line(line: dict[str, Any]) -> bytes:
 
     orjson escapes control characters below U+0020, such as `\\r` and `\\n`,
     but writes U+0085, U+2028 and U+2029 as they are, and Python's
-    `str.splitlines()` breaks lines at them.
+    `str.splitlines()` breaks lines at them. Their UTF-8 bytes occur nowhere
+    else, because 0xC2 and 0xE2 only ever start a character.
     """
     encoded = orjson.dumps(line)
-    for raw, escaped in _RAW_LINE_BREAKS:
-        if raw in encoded:
-            encoded = encoded.replace(raw, escaped)
+    if encoded.isascii():
+        return encoded
+    if b"\xc2\x85" in encoded:
+        encoded = encoded.replace(b"\xc2\x85", b"\\u0085")
+    if b"\xe2\x80" in encoded:
+        encoded = encoded.replace(b"\xe2\x80\xa8", b"\\u2028")
+        encoded = encoded.replace(b"\xe2\x80\xa9", b"\\u2029")
     return encoded
 
 
