@@ -1,8 +1,8 @@
 """A small prepared job and a simulator on 127.0.0.1 for the batch runner tests.
 
-The simulator runs in a thread of the test process (batchkit.simulate.server),
-with a fresh state per test; tests reach its files and batches through its
-own OpenAI-style HTTP API.
+The simulator runs in a thread of the test process (batchkit.simulate.server)
+with a fresh state per test. Tests read its files and batches through its own
+OpenAI-style HTTP API.
 """
 
 import csv

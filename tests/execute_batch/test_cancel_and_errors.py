@@ -39,7 +39,7 @@ def test_cancel_without_live_batches_does_nothing(make_env):
 
 
 class _NotFoundHandler(BaseHTTPRequestHandler):
-    """Answers 404 to everything, as a server without a batch API does."""
+    """A handler that returns 404 for every path, like a server without a batch API."""
 
     def _answer(self) -> None:
         self.send_response(404)

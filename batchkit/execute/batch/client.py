@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from batchkit.execute.batch.errors import BatchCreateError, NoBatchApiError
+from batchkit.execute.records import redact
 from batchkit.providers.endpoint import Endpoint
 from batchkit.providers.errors import (
     AuthenticationError,
@@ -39,7 +40,7 @@ DOWNLOAD_CHUNK = 1 << 20
 
 
 class BatchClient:
-    """A synchronous client for the batch calls; a few calls per batch need no more."""
+    """A synchronous client, because a batch needs only a few calls."""
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class BatchClient:
         self.base_url = endpoint.base_url.rstrip("/")
         self.max_tries = max_tries
         self.page_size = page_size
+        self._api_key = endpoint.api_key
         self.backoff = backoff  # seconds before the first retry, doubled after each
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -192,7 +194,7 @@ class BatchClient:
         for attempt in range(1, self.max_tries + 1):
             try:
                 response = send()
-                _raise_for_status(method, self.base_url + path, response)
+                _raise_for_status(method, self.base_url + path, response, self._api_key)
                 return response
             except NotFoundError as error:
                 if is_collection:
@@ -265,11 +267,14 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
+def _raise_for_status(
+    method: str, url: str, response: httpx.Response, api_key: str
+) -> None:
     status = response.status_code
     if status < 400:
         return
-    body = response.text[:500]
+    # A 401 body may quote the key, so it is masked before any message holds it.
+    body = (redact(response.text, api_key) or "")[:500]
     message = f"{method} {url} returned {status}: {body}"
     error_class: type[ProviderError]
     # Unlike chat completions, 409 here means the batch's state forbids the

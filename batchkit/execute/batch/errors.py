@@ -18,7 +18,7 @@ class BatchError(ExecuteError):
 
 
 class NoBatchApiError(BatchError):
-    """The endpoint answers 404 on the files or batches API."""
+    """The endpoint returns 404 for the files or batches API."""
 
 
 class BatchFileError(BatchError):

@@ -1,6 +1,6 @@
 """Write pending requests into provider batch files within the provider's limits.
 
-Each file holds one model's requests (the OpenAI batch API requires it) and
+Each file contains one model's requests (the OpenAI batch API requires it) and
 stays within `max_lines`, `max_bytes` and, when set, `max_enqueued_tokens`
 (prompt estimate + max_tokens of every line). A model's token budget also
 counts what its live batches have enqueued already, so requests over the

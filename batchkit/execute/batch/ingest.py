@@ -43,7 +43,7 @@ class BatchRequest:
 
 @dataclass(frozen=True)
 class FinishedBatch:
-    """What every record of one finished batch shares."""
+    """The batch fields that every record of one finished batch shares."""
 
     batch_id: str
     run_id: str
@@ -56,7 +56,7 @@ class FinishedBatch:
 
 @dataclass
 class IngestCounts:
-    """What ingesting one batch appended to the response log."""
+    """Counts of the records that ingesting one batch appended."""
 
     ok: int = 0
     failed: int = 0

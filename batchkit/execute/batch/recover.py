@@ -2,11 +2,11 @@
 
 A run can die after the provider accepted a file or a batch and before the
 job database recorded it. On start, every batch of the account whose
-metadata names this job and whose id the database does not know is adopted:
-recorded with the custom_ids of its input file, then polled and ingested
-like any other, so its requests are never submitted twice. An uploaded file
-of this job that no batch uses is deleted; its requests are still pending
-and go into a fresh file.
+metadata names this job and whose id the database does not know is adopted.
+It is recorded with the custom_ids of its input file, then polled and
+ingested like any other, so its requests are not submitted twice. An
+uploaded file of this job that no batch uses is deleted, because its
+requests are still pending and go into a fresh file.
 """
 
 import fcntl

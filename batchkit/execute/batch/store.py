@@ -1,7 +1,7 @@
 """The provider batches of a job in its database: record, update and query.
 
-`provider_batches` has one row per batch the job created or adopted and is
-updated on every poll, so `batchkit status` shows the provider's view;
+`provider_batches` has one row per batch the job created or adopted. It is
+updated on every poll, so `batchkit status` shows the provider's view.
 `batch_requests` lists the custom_id and request_hash of every line.
 """
 

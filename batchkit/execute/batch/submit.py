@@ -2,7 +2,7 @@
 
 A batch is recorded in the job database right after the provider created
 it. A crash between the upload and the record leaves either an uploaded file
-without a batch or a batch the database does not know; `recover.py` handles
+without a batch or a batch the database does not know. `recover.py` handles
 both on the next start.
 """
 
@@ -96,10 +96,12 @@ def submit_file(run: BatchRun, batch_file: BatchFile) -> str:
         batch_file.byte_count,
     )
     run.step("uploaded", uploaded)
+
     batch = run.client.create_batch(
         uploaded["id"], job.provider.batch.completion_window, run.metadata(batch_file)
     )
     run.step("created", batch)
+
     with connect(job) as connection:
         insert_batch(
             connection,
@@ -110,6 +112,7 @@ def submit_file(run: BatchRun, batch_file: BatchFile) -> str:
             enqueued_tokens=batch_file.token_count,
             requests=batch_file.requests,
         )
+
     logger.info(
         "created batch %s from %s: %s requests of %s, status %s",
         batch["id"],

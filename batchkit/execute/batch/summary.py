@@ -1,4 +1,4 @@
-"""What one `execute --mode batch` run did, as data and as printable lines."""
+"""The summary of one `execute --mode batch` run, as data and as printable lines."""
 
 from dataclasses import dataclass, field
 
