@@ -4,7 +4,13 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+)
 from rich.table import Table
 
 from batchkit.cli.common import DEFAULT_JOB, JobOption, QuietOption, stderr, stdout
@@ -50,7 +56,7 @@ def prepare(
         disable=quiet or not stderr.is_terminal,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(stage: str, rendered: int, total: int) -> None:
             if stage not in tasks:

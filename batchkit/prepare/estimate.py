@@ -8,9 +8,9 @@ import duckdb
 from batchkit.job.model import Job
 from batchkit.job.prices import find_price, window_factor
 
-# A dependent stage's prompt holds its dependency's output plus instructions;
-# before it is rendered, its prompt is projected as the dependency's
-# max_tokens plus this many tokens of instructions.
+# A dependent stage's prompt contains its dependency's output plus
+# instructions. Before it is rendered, its prompt is projected as the
+# dependency's max_tokens plus this many tokens of instructions.
 PROJECTED_INSTRUCTION_TOKENS = 150
 
 

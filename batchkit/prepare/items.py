@@ -73,9 +73,9 @@ def _check_keys(connection: duckdb.DuckDBPyConnection, job: Job) -> None:
         """
     ).fetchall()
     if duplicates:
-        shown = ", ".join(f"{key!r} ({copies} rows)" for key, copies in duplicates)
+        listed = ", ".join(f"{key!r} ({copies} rows)" for key, copies in duplicates)
         raise PrepareError(
             f"{job.path}: items.key ({', '.join(job.items.key)}) is not unique; first "
-            f"duplicates: {shown}. Add columns to items.key or remove the duplicate "
+            f"duplicates: {listed}. Add columns to items.key or remove the duplicate "
             "input rows"
         )

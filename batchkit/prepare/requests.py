@@ -26,7 +26,7 @@ _SCHEMA = pa.schema(_FIELDS)
 
 @dataclass(frozen=True)
 class StoreCounts:
-    """What storing one stage's rendered requests changed."""
+    """Counts of rendered requests by their effect on the stored versions."""
 
     rendered: int
     added: int  # new custom_ids

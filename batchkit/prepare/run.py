@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 class ProgressCallback(Protocol):
-    """Receives prepare's progress; the CLI draws it, library callers may ignore it."""
+    """Receiver of prepare's progress, which the CLI draws as a progress bar."""
 
     def __call__(self, stage: str, rendered: int, total: int) -> None:
         """Report that `rendered` of the stage's `total` requests are done."""
@@ -36,7 +36,7 @@ class ProgressCallback(Protocol):
 
 @dataclass
 class PrepareSummary:
-    """What one prepare run read, rendered, stored and wrote."""
+    """Summary of one prepare run: rows read, requests stored and files written."""
 
     input_rows: dict[str, int] = field(default_factory=dict)
     items: int = 0
