@@ -248,3 +248,12 @@ def test_invalid_when_names_stage_key(tmp_path: Path) -> None:
 
     with pytest.raises(PrepareError, match=r"stages\[0\]\.when = 'no_such_column > 1'"):
         prepare_job(load(path))
+
+
+def test_progress_reports_each_stage(tmp_path: Path) -> None:
+    job = load(write_job(tmp_path, with_zh=True))
+    calls: list[tuple[str, int, int]] = []
+
+    prepare_job(job, progress=lambda *args: calls.append(args))
+
+    assert calls == [("doc_en", 3, 3)]
