@@ -148,6 +148,12 @@ class ResponseLog:
         age = time.monotonic() - self._first_pending_at
         return age >= self.compact_seconds
 
+    def compact_if_due(self) -> Path | None:
+        """Compact if the oldest uncompacted row is older than `compact_seconds`."""
+        if self._pending and self._is_due():
+            return self.compact()
+        return None
+
     def compact(self) -> Path | None:
         """Write the rows appended since the last compaction as one Parquet part.
 

@@ -1,0 +1,223 @@
+"""Stream-mode execute from start to summary: checks, recovery, the run, the log."""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batchkit.execute.budget import Budget, check_budget_prices
+from batchkit.execute.errors import ExecuteError
+from batchkit.execute.progress import ExecuteProgress
+from batchkit.execute.responselog import ResponseLog, new_run_id, recover
+from batchkit.execute.retry import RetryPolicy
+from batchkit.execute.runlog import run_log
+from batchkit.execute.runner import StreamRun, StreamSettings
+from batchkit.execute.select import Selection, count_pending
+from batchkit.job.model import Job
+from batchkit.providers.endpoint import Endpoint, resolve_endpoint
+from batchkit.providers.errors import AuthenticationError, RunStoppingError
+from batchkit.store.database import connect
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamOptions:
+    """Command-line overrides of one stream run; None keeps the job file's value."""
+
+    base_url: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    max_cost: float | None = None  # USD for the whole job, earlier runs included
+    off_peak: bool = False
+    grace_seconds: float = 30.0
+    chunk_size: int = 1000
+    compact_rows: int = 5000
+    compact_seconds: float = 30.0
+    retry: RetryPolicy | None = None
+    handle_signals: bool = True
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a run would send: the count and the worst-case cost in USD."""
+
+    pending: int
+    max_cost_usd: float | None
+    spent_usd: float
+
+
+@dataclass
+class StreamSummary:
+    """The outcome of one stream run."""
+
+    run_id: str
+    log_path: Path
+    selected: int
+    ok: int
+    failed: int
+    cancelled: int
+    attempts: int
+    retries: int
+    spent_usd: float
+    spent_total_usd: float
+    elapsed_seconds: float
+    recovered: int = 0
+    stop_reason: str | None = None  # interrupted, budget or provider
+    stop_message: str | None = None
+
+    def lines(self) -> list[str]:
+        """Return the summary as printable lines."""
+        rate = self.attempts / self.elapsed_seconds * 60 if self.elapsed_seconds else 0
+        lines = [
+            f"run {self.run_id}: {self.ok:,} ok, {self.failed:,} failed of "
+            f"{self.selected:,} selected; {self.attempts:,} attempts "
+            f"({self.retries:,} retries) in {self.elapsed_seconds:,.1f} s "
+            f"({rate:,.0f} per minute)",
+            f"spent ${self.spent_usd:,.4f} in this run, ${self.spent_total_usd:,.4f} "
+            "in this job so far",
+        ]
+        if self.cancelled:
+            lines.append(f"{self.cancelled:,} requests cancelled in flight")
+        if self.recovered:
+            lines.append(
+                f"recovered {self.recovered:,} attempts from a crashed run's log"
+            )
+        lines.append(f"log: {self.log_path}")
+        return lines
+
+
+def _settings(job: Job, options: StreamOptions) -> StreamSettings:
+    provider = job.provider
+    for name in ("rpm", "tpm", "concurrency", "max_cost"):
+        value = getattr(options, name)
+        if value is not None and value <= 0:
+            raise ExecuteError(f"--{name.replace('_', '-')} {value}: must be positive")
+    return StreamSettings(
+        rpm=options.rpm or provider.rpm,
+        tpm=options.tpm or provider.tpm,
+        concurrency=options.concurrency or provider.concurrency,
+        max_cost=options.max_cost,
+        off_peak=options.off_peak,
+        grace_seconds=options.grace_seconds,
+        chunk_size=options.chunk_size,
+        compact_rows=options.compact_rows,
+        compact_seconds=options.compact_seconds,
+        retry=options.retry or RetryPolicy(),
+        handle_signals=options.handle_signals,
+    )
+
+
+def _check_off_peak(job: Job, selection: Selection) -> None:
+    from batchkit.execute.offpeak import offpeak_wait_seconds
+
+    stages = selection.stages or list(job.stage_names)
+    for model in sorted({job.stage(name).model for name in stages}):
+        if offpeak_wait_seconds(job, model, datetime.now(UTC)) is None:
+            raise ExecuteError(
+                f"--off-peak: model {model} has no discount windows in the "
+                f"[[prices]] of {job.path}; add windows or drop --off-peak"
+            )
+
+
+def plan_run(job: Job, selection: Selection) -> DryRun:
+    """Return the pending count, its worst-case cost and the job's spend so far."""
+    with connect(job) as connection:
+        pending, max_cost = count_pending(connection, job, selection)
+        row = connection.execute(
+            "SELECT coalesce(sum(cost_usd), 0) FROM attempts"
+        ).fetchone()
+    return DryRun(pending, max_cost, float(row[0]) if row else 0.0)
+
+
+def _stop_error(error: RunStoppingError, endpoint: Endpoint) -> RunStoppingError:
+    if isinstance(error, AuthenticationError):
+        return AuthenticationError(
+            f"{error}; the provider at {endpoint.base_url} rejected the API key in "
+            f"{endpoint.key_env}; check that variable (export it or set it in "
+            "a git-ignored .env file) and rerun",
+            http_status=error.http_status,
+        )
+    return type(error)(
+        f"{error}; every request would fail the same way, so the run stopped "
+        f"(base URL {endpoint.base_url})",
+        http_status=error.http_status,
+    )
+
+
+def run_stream(
+    job: Job,
+    selection: Selection,
+    options: StreamOptions | None = None,
+    progress: ExecuteProgress | None = None,
+) -> StreamSummary:
+    """Send the selected pending requests under the job's caps; return the summary.
+
+    Raises the provider's error when it stops the run (401, 402, 404), after
+    every attempt is written.
+    """
+    options = options or StreamOptions()
+    settings = _settings(job, options)
+    endpoint = resolve_endpoint(job, options.base_url)
+    if settings.off_peak:
+        _check_off_peak(job, selection)
+    run_id = new_run_id()
+    began = time.monotonic()
+    with run_log(job, run_id) as log_path:
+        recovered = recover(job)
+        plan = plan_run(job, selection)
+        if settings.max_cost is not None:
+            stages = selection.stages or list(job.stage_names)
+            models = {job.stage(name).model for name in stages}
+            check_budget_prices(job, models, datetime.now(UTC))
+        logger.info(
+            "run %s: %s pending requests to %s; caps %s rpm, %s tpm, %s in flight",
+            run_id,
+            plan.pending,
+            endpoint.base_url,
+            settings.rpm,
+            settings.tpm,
+            settings.concurrency,
+        )
+        budget = Budget(settings.max_cost, plan.spent_usd)
+        with ResponseLog(
+            job,
+            run_id,
+            compact_rows=settings.compact_rows,
+            compact_seconds=settings.compact_seconds,
+        ) as log:
+            runner = StreamRun(
+                job,
+                selection,
+                settings,
+                endpoint,
+                log,
+                total=plan.pending,
+                budget=budget,
+                progress=progress,
+            )
+            asyncio.run(runner.run())
+        summary = StreamSummary(
+            run_id=run_id,
+            log_path=log_path,
+            selected=plan.pending,
+            ok=runner.counts.ok,
+            failed=runner.counts.failed,
+            cancelled=runner.counts.cancelled,
+            attempts=runner.counts.attempts,
+            retries=runner.counts.retries,
+            spent_usd=budget.spent,
+            spent_total_usd=budget.total,
+            elapsed_seconds=time.monotonic() - began,
+            recovered=recovered,
+            stop_reason=runner.stop_reason,
+            stop_message=runner.stop_message,
+        )
+        for line in summary.lines():
+            logger.info("%s", line)
+    if runner.stop_error is not None:
+        raise _stop_error(runner.stop_error, endpoint)
+    return summary
