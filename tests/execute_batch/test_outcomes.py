@@ -32,7 +32,10 @@ def test_missing_line_is_resubmitted(make_env):
 
     summary = env.run(wait=True)
 
-    resent = [a for a in env.attempts() if a["custom_id"] == lost]
+    resent = sorted(
+        (a for a in env.attempts() if a["custom_id"] == lost),
+        key=lambda attempt: attempt["attempt"],
+    )
     assert [a["status"] for a in resent] == ["failed", "ok"]
     assert [a["attempt"] for a in resent] == [1, 2]
     assert summary.submitted == 1
