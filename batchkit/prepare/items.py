@@ -45,6 +45,7 @@ def build_items(connection: duckdb.DuckDBPyConnection, job: Job) -> int:
         f"CREATE OR REPLACE TEMP TABLE current_items AS "
         f"SELECT {key_sql} AS item_key, * FROM raw_items"
     )
+    connection.execute("DROP TABLE raw_items")
     _check_keys(connection, job)
     row = connection.execute("SELECT count(*) FROM current_items").fetchone()
     count = int(row[0]) if row else 0
