@@ -69,6 +69,8 @@ def prepare_job(
     )
     with connect(job) as connection:
         refresh_verdicts(connection, job)
+        # NOTE: the whole run is one transaction, so memory grows with the job:
+        # about 1 GB resident for 62,000 requests of 2.8 KB (benchmarks/prepare.py).
         connection.execute("BEGIN")
         try:
             _load_items(connection, job, limit, summary)
