@@ -4,7 +4,7 @@ import importlib
 import sys
 
 # Each module has `run() -> None`, which prints its figures beside the targets.
-MODULES: list[str] = ["prepare", "status"]
+MODULES: list[str] = ["prepare", "status", "load"]
 
 
 def main(argv: list[str]) -> None:
