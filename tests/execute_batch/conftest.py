@@ -6,9 +6,11 @@ OpenAI-style HTTP API.
 """
 
 import csv
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +241,30 @@ def make_env(
         return BatchEnv(job, simulator)
 
     return make
+
+
+class _NotFoundHandler(BaseHTTPRequestHandler):
+    """A handler that returns 404 for every path, like a server without a batch API."""
+
+    def _answer(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": {"message": "File Not Found", "code": 404}}')
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server_without_batches() -> Iterator[str]:
+    """A server on 127.0.0.1 without a batch API; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+    thread.join()

@@ -1,8 +1,5 @@
 """--cancel, a server without a batch API, and provider errors."""
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from batchkit.execute.batch import execute_batch
@@ -36,32 +33,6 @@ def test_cancel_without_live_batches_does_nothing(make_env):
 
     assert summary.cancelled == []
     assert env.sim_batches() == []
-
-
-class _NotFoundHandler(BaseHTTPRequestHandler):
-    """A handler that returns 404 for every path, like a server without a batch API."""
-
-    def _answer(self) -> None:
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"error": {"message": "File Not Found", "code": 404}}')
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def server_without_batches():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def test_endpoint_without_batch_api(make_env, server_without_batches):
