@@ -57,7 +57,7 @@ class BatchRun:
     next_file_number: int = 1
     # Set when an ingest may have made requests pending again, so that
     # --wait runs a selection only then.
-    has_news: bool = True
+    needs_selection: bool = True
     reported_too_large: set[str] = field(default_factory=set)
 
     @property

@@ -54,7 +54,7 @@ def poll_batches(run: BatchRun) -> int:
             live += 1
         elif row.ingested_at is None:
             ingest(run, row)
-            run.has_news = True
+            run.needs_selection = True
     if run.progress is not None:
         run.progress(run.summary)
     return live

@@ -108,8 +108,8 @@ def _poll_and_submit(
     held_back = 0
     while True:
         live = poll_batches(run)
-        if not poll_only and (run.has_news or held_back):
-            run.has_news = False
+        if not poll_only and (run.needs_selection or held_back):
+            run.needs_selection = False
             created_before = len(run.summary.created)
             held_back = submit_pending(run, selection)
             live += len(run.summary.created) - created_before

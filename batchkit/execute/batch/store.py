@@ -16,11 +16,11 @@ import orjson
 import pyarrow as pa
 
 from batchkit.execute.batch.ingest import BatchRequest
+from batchkit.execute.batch.summary import LIVE_STATES
 from batchkit.execute.select import TERMINAL_BATCH_STATES
 
 logger = logging.getLogger(__name__)
 
-LIVE_STATES = ("validating", "in_progress", "finalizing", "cancelling")
 # Provider batch timestamps that mark the end, by status.
 FINISH_FIELDS = ("completed_at", "failed_at", "expired_at", "cancelled_at")
 MAX_BACKOFF = timedelta(hours=1)

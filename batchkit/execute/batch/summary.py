@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass, field
 
+# Batch statuses before a final one.
+LIVE_STATES = ("validating", "in_progress", "finalizing", "cancelling")
+
 
 @dataclass
 class BatchReport:
@@ -48,8 +51,7 @@ class BatchSummary:
         return sum(
             report.request_count
             for report in self.batches.values()
-            if report.status in ("validating", "in_progress", "finalizing")
-            or report.status == "cancelling"
+            if report.status in LIVE_STATES
         )
 
     def lines(self) -> list[str]:
