@@ -143,6 +143,8 @@ def load_results(
     destination = build_target(job, kind, shape)
     identity = destination.identity if destination else str(export_path(job))
     with connect(job) as connection:
+        # DuckDB draws its own progress bar on stdout for long queries.
+        connection.execute("SET enable_progress_bar = false")
         refresh_verdicts(connection, job)
         reconciled = read_results(connection, job, shape, identity)
         item_types = infer_item_types(connection, (*load_key(job), *shape.item_columns))
