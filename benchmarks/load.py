@@ -1,11 +1,11 @@
 """Time `load` of 62,000 results of about 3 KB into a local PostgreSQL 15.
 
-The job has 15,500 items and four independent stages; the long layout makes
-one target row per result. Figures: validation of the results, the first
-load through COPY (target under 60 s), an unchanged rerun (must send
-nothing), a `--full` rerun (sends everything, must write nothing), and the
-same first load through the REST path against the PostgREST stand-in of
-tests/fixtures/postgrest.py.
+The job has 15,500 items and four independent stages, and the long layout
+makes one target row per result. It prints five figures: validation of the
+results, the first load through COPY (target under 60 s), an unchanged
+rerun (must send nothing), and a `--full` rerun (sends everything, must
+write nothing). The fifth is the same first load through the REST path
+against the PostgREST stand-in of tests/fixtures/postgrest.py.
 """
 
 import csv

@@ -61,7 +61,7 @@ class StageCounts:
 
 @dataclass
 class LoadSummary:
-    """What one load planned, sent and committed."""
+    """Counts of one load: results by change per stage, rows planned and committed."""
 
     target: str  # host, database and table, or the export file; no credentials
     kind: TargetKind

@@ -72,21 +72,46 @@ def check_result(
         return ["empty: the response has no content"]
     if not rules.enabled:
         return []
+
     reasons = []
     if rules.finish_reason and finish_reason != rules.finish_reason:
         reasons.append(f"finish_reason: {finish_reason} is not {rules.finish_reason}")
+    reasons.extend(_length_reasons(rules, content))
+    reasons.extend(_language_reasons(rules, content))
+    reasons.extend(_heading_reasons(rules, content, source_content))
+
+    lowered = content.lower()
+    for phrase in rules.forbidden:
+        if phrase.lower() in lowered:
+            reasons.append(f"forbidden_phrase: contains {phrase!r}")
+    return reasons
+
+
+def _length_reasons(rules: ValidationRules, content: str) -> list[str]:
     length = len(content)
     if rules.min_chars is not None and length < rules.min_chars:
-        reasons.append(f"too_short: {length} characters, minimum {rules.min_chars}")
+        return [f"too_short: {length} characters, minimum {rules.min_chars}"]
     if rules.max_chars is not None and length > rules.max_chars:
-        reasons.append(f"too_long: {length} characters, maximum {rules.max_chars}")
-    if rules.language is not None:
-        share = language_share(content, rules.language)
-        if share < rules.min_language_share:
-            reasons.append(
-                f"language: {share:.0%} of words are {rules.language}, "
-                f"minimum {rules.min_language_share:.0%}"
-            )
+        return [f"too_long: {length} characters, maximum {rules.max_chars}"]
+    return []
+
+
+def _language_reasons(rules: ValidationRules, content: str) -> list[str]:
+    if rules.language is None:
+        return []
+    share = language_share(content, rules.language)
+    if share >= rules.min_language_share:
+        return []
+    return [
+        f"language: {share:.0%} of words are {rules.language}, "
+        f"minimum {rules.min_language_share:.0%}"
+    ]
+
+
+def _heading_reasons(
+    rules: ValidationRules, content: str, source_content: str | None
+) -> list[str]:
+    reasons = []
     headings = count_headings(content)
     if rules.min_headings is not None and headings < rules.min_headings:
         reasons.append(f"headings: {headings} headings, minimum {rules.min_headings}")
@@ -97,10 +122,6 @@ def check_result(
                 f"heading_structure: {headings} headings, the source has {expected} "
                 f"(tolerance {rules.heading_tolerance})"
             )
-    lowered = content.lower()
-    for phrase in rules.forbidden:
-        if phrase.lower() in lowered:
-            reasons.append(f"forbidden_phrase: contains {phrase!r}")
     return reasons
 
 

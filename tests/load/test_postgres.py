@@ -351,7 +351,7 @@ def make_job_once(make_job, postgres_url):
 
 
 def test_no_overlap_with_concurrent_reader(make_job, postgres_url) -> None:
-    # A reader polling the table during the load never sees half a chunk.
+    # A reader polling the table during the load reads whole chunks only.
     job = make_job(10, zh=False, url=postgres_url, layout="long", chunk_rows=3)
     load_results(job, create_table=True, dry_run=True)
     seen: list[int] = []

@@ -124,7 +124,7 @@ class RestTarget:
             raise self._classify(error) from None
         except httpx.TimeoutException as error:
             raise ChunkRejectedError(
-                f"{self.identity}: no answer within {REQUEST_TIMEOUT_SECONDS:.0f} s "
+                f"{self.identity}: no response within {REQUEST_TIMEOUT_SECONDS:.0f} s "
                 f"({type(error).__name__})"
             ) from None
         except httpx.HTTPError as error:
