@@ -44,7 +44,10 @@ class Reply:
 
 def _transport_error(error: Exception, deadline: float) -> ProviderError:
     cause = error.__cause__
-    if isinstance(error, TimeoutError) and cause is None:
+    # asyncio.timeout raises TimeoutError from the CancelledError it caused.
+    if isinstance(error, TimeoutError) and isinstance(
+        cause, asyncio.CancelledError | None
+    ):
         return ProviderTimeoutError(
             f"no complete response within the request deadline of {deadline:g} s"
         )
@@ -67,7 +70,8 @@ class Sender:
     def __init__(
         self, endpoint: Endpoint, provider: ProviderSpec, concurrency: int
     ) -> None:
-        self.url = endpoint.chat_completions_url
+        # A parsed URL, so httpx does not parse the string again per request.
+        self.url = httpx.URL(endpoint.chat_completions_url)
         self.deadline = provider.deadline
         limits = httpx.Limits(
             max_connections=concurrency, max_keepalive_connections=concurrency
