@@ -4,7 +4,7 @@ import importlib
 import sys
 
 # Each module has `run() -> None`, which prints its figures beside the targets.
-MODULES: list[str] = ["prepare", "status", "load"]
+MODULES: list[str] = ["prepare", "status", "load", "execute_batch"]
 
 
 def main(argv: list[str]) -> None:
