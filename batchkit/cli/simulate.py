@@ -36,7 +36,8 @@ def simulate(
     tpm: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Cap on tokens per minute: prompt plus max_tokens or answer."
+            min=1,
+            help="Cap on tokens per minute: prompt plus max_tokens or completion.",
         ),
     ] = None,
     concurrency: Annotated[
@@ -101,7 +102,7 @@ def simulate(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="Seed for answers, faults and latency. Default: 0."),
+        typer.Option(help="Seed for generated text, faults and latency. Default: 0."),
     ] = None,
     log: Annotated[
         Path | None,

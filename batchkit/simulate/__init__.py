@@ -2,8 +2,8 @@
 
 It speaks the OpenAI wire protocol on 127.0.0.1 (chat completions with and
 without streaming, files, batches), enforces its own rate caps, injects
-latency, padding and faults, answers in the requested language and length,
-and logs what it served. docs/simulator.md describes every setting.
+latency, padding and faults, writes content in the requested language and
+length, and logs what it served. docs/simulator.md describes every setting.
 
     with run_in_thread(SimulatorConfig(rpm=60)) as simulator:
         client = openai.OpenAI(base_url=simulator.base_url, api_key=simulator.api_key)

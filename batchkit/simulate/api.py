@@ -25,7 +25,7 @@ READ_CHUNK_BYTES = 1 << 20
 
 @web.middleware
 async def require_api_key(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Answer 401 on /v1 routes (except chat, which logs it) without the key."""
+    """Reject /v1 requests without the key with 401; the chat handler logs its own."""
     if request.path.startswith("/v1/") and request.path != ENDPOINT:
         unauthorized = unauthorized_response(request)
         if unauthorized is not None:

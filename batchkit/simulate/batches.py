@@ -50,7 +50,7 @@ FINAL_STATUSES = ("completed", "failed", "expired", "cancelled")
 
 @dataclass(frozen=True)
 class BatchControls:
-    """How the simulator treats one batch."""
+    """The simulator's controls for one batch: expiry, failures, losses, speed."""
 
     expire_after: int | None = None
     fail_lines: frozenset[str] = frozenset()
@@ -407,6 +407,7 @@ def parse_input_file(
             f"{config.batch_max_bytes} bytes. Split it into smaller files."
         )
         return [], [_error_item("file_too_large", message)], None
+
     texts = data.splitlines()
     while texts and not texts[-1].strip():
         texts.pop()
@@ -418,6 +419,7 @@ def parse_input_file(
             f"{config.batch_max_lines}. Split it into smaller files."
         )
         return [], [_error_item("too_many_lines", message)], None
+
     lines: list[tuple[str, dict[str, Any]]] = []
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -432,6 +434,7 @@ def parse_input_file(
         model = item[1].get("model")
         if isinstance(model, str):
             models.add(model)
+
     if len(models) > 1:
         message = f"The lines use more than one model: {', '.join(sorted(models))}."
         errors.append(_error_item("mismatched_model", message, param="body.model"))

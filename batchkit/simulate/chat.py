@@ -1,9 +1,9 @@
 """POST /v1/chat/completions: caps, faults, latency, padding and streaming.
 
-Transport faults are real: `drop` closes the socket before any status line,
-`truncate` sends the headers with the full Content-Length (or starts a
-stream) and closes after half the body, `hang` sends nothing until the hang
-time ends and then closes. Padding sends blank lines (or `: keep-alive` SSE
+Transport faults happen on the real socket. `drop` closes it before any
+status line. `truncate` sends the headers with the full Content-Length (or
+starts a stream) and closes after half the body. `hang` sends nothing until
+the hang time ends and then closes. Padding sends blank lines (or `: keep-alive` SSE
 comments when streaming) before the body, as DeepSeek does under load.
 """
 
@@ -51,7 +51,7 @@ SSE_KEEP_ALIVE = b": keep-alive\n\n"
 
 
 async def handle_chat(request: web.Request) -> web.StreamResponse:
-    """Answer one chat completion request."""
+    """Serve one chat completion request."""
     state = request.app[STATE]
     raw = await request.read()
     body_hash = hash_body(raw)
@@ -326,7 +326,7 @@ def build_stream_events(
     created: int,
     chunk_tokens: int,
 ) -> list[tuple[bytes, int]]:
-    """Return the SSE events of a streamed answer, each with its token count."""
+    """Return the SSE events of a streamed completion, each with its token count."""
     base: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion.chunk",

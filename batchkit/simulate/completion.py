@@ -1,7 +1,7 @@
-"""Chat completion bodies: request checks, answers with usage, and response shapes.
+"""Chat completion bodies: request checks, completions with usage, response shapes.
 
 The HTTP handler and the batch processor share this module, so a batch line
-is checked and answered exactly like a request sent on its own.
+is checked and completed exactly like a request sent on its own.
 """
 
 import secrets
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from batchkit.simulate.config import SimulatorConfig
-from batchkit.simulate.content import Answer, is_reasoner
+from batchkit.simulate.content import GeneratedText, is_reasoner
 from batchkit.simulate.tokens import (
     TOKENS_PER_MESSAGE,
     count_tokens,
@@ -19,7 +19,7 @@ from batchkit.simulate.tokens import (
 )
 
 ROLES = ("system", "user", "assistant", "tool", "developer")
-ANSWER_FAULTS = ("length", "content_filter", "empty")
+CONTENT_FAULTS = ("length", "content_filter", "empty")
 SYSTEM_FINGERPRINT = "fp_simulator"
 
 _JSON_TYPES = {
@@ -70,7 +70,7 @@ class ChatRequest:
 
 @dataclass(slots=True)
 class Completion:
-    """One answer as sent: text, finish_reason and usage."""
+    """One completion as sent: content, reasoning, finish_reason and usage."""
 
     content: str | None
     reasoning: str | None
@@ -169,6 +169,7 @@ def _read_message(message: object, index: int, model: str) -> str:
             f"{where}.role",
             "invalid_value",
         )
+
     if "reasoning_content" in message and is_reasoner(model):
         raise InvalidRequest(
             f"'{where}.reasoning_content' must not be sent back to the model; "
@@ -176,6 +177,7 @@ def _read_message(message: object, index: int, model: str) -> str:
             f"{where}.reasoning_content",
             "invalid_value",
         )
+
     content = message.get("content")
     if isinstance(content, str):
         return f"{role}: {content}"
@@ -306,10 +308,13 @@ def _wrong_type(param: str, value: object, expected: type) -> InvalidRequest:
 
 
 def build_completion(
-    request: ChatRequest, answer: Answer, fault: str | None, cached_tokens: int
+    request: ChatRequest, text: GeneratedText, fault: str | None, cached_tokens: int
 ) -> Completion:
-    """Apply max_tokens and an answer fault (length, content_filter, empty)."""
-    reasoning, reasoning_tokens = answer.reasoning, answer.reasoning_tokens
+    """Build the completion, applying max_tokens and a content fault.
+
+    The content faults are length, content_filter and empty.
+    """
+    reasoning, reasoning_tokens = text.reasoning, text.reasoning_tokens
     if fault == "content_filter":
         content: str | None = None
         content_tokens = 0
@@ -317,12 +322,12 @@ def build_completion(
     elif fault == "empty":
         content, content_tokens, finish_reason = "", 0, "stop"
     else:
-        content, content_tokens = answer.content, answer.content_tokens
+        content, content_tokens = text.content, text.content_tokens
         finish_reason = "stop"
     budget = request.max_tokens
     if fault == "length":
-        budget = budget if budget is not None else max(answer.content_tokens // 2, 1)
-        content = _lengthen(answer.content, budget)
+        budget = budget if budget is not None else max(text.content_tokens // 2, 1)
+        content = _lengthen(text.content, budget)
     if budget is not None and content is not None:
         content, reasoning, finish = _cut_to_budget(content, reasoning, budget)
         content_tokens = count_tokens(content)
@@ -340,7 +345,7 @@ def build_completion(
 
 
 def _lengthen(content: str, budget: int) -> str:
-    # A `length` fault needs an answer longer than the budget, to cut it there.
+    # A `length` fault needs content longer than the budget, to cut it there.
     text = content
     while count_tokens(text) <= budget:
         text = text + "\n\n" + content

@@ -163,12 +163,14 @@ def check_config(config: SimulatorConfig) -> None:
     _check_host(config.host, config.allow_remote)
     if not 0 <= config.port <= 65_535:
         _fail("port", config.port, "must be 0 (any free port) to 65535")
+
     for name in ("rpm", "tpm", "concurrency", "batch_expire_after"):
         value = getattr(config, name)
         if value is not None and value < 1:
             _fail(name, value, "must be a positive integer, or unset for no cap")
     if config.batch_token_limit is not None and config.batch_token_limit < 1:
         _fail("batch_token_limit", config.batch_token_limit, "must be positive")
+
     for name in (
         "context_tokens",
         "max_output_tokens",
@@ -193,12 +195,14 @@ def check_config(config: SimulatorConfig) -> None:
     ):
         if getattr(config, name) < 0:
             _fail(name, getattr(config, name), "must be zero or positive")
+
     if config.pad_interval <= 0:
         _fail("pad_interval", config.pad_interval, "must be a positive number")
     if config.over_cap not in ("reject", "pad"):
         _fail("over_cap", config.over_cap, "must be 'reject' (429) or 'pad'")
     if not 0 <= config.pad_rate <= 1:
         _fail("pad_rate", config.pad_rate, "must be a fraction between 0 and 1")
+
     _check_fault_rates(config.fault_rates)
     for name in ("models", "batch_fail_lines", "batch_drop_lines"):
         if not all(isinstance(item, str) for item in getattr(config, name)):

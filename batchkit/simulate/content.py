@@ -1,9 +1,9 @@
-"""Generated answers: Markdown in the requested language and length.
+"""Generated text: Markdown in the requested language and length.
 
-The answer depends only on the prompt, the model kind and the seed, so a
+The text depends only on the prompt, the model kind and the seed, so a
 repeated request gets the same text. The generator reads the prompt for:
 
-- the language: Simplified Chinese when the prompt asks for Chinese (for
+- the language: Simplified Chinese when the prompt requests Chinese (for
   example "Translate ... into Simplified Chinese", "请用简体中文") or is mostly
   written in Chinese, else English;
 - the length: the first phrase such as `2,000–4,000 characters`,
@@ -12,10 +12,10 @@ repeated request gets the same text. The generator reads the prompt for:
   word), else `default_chars`;
 - the headings: a translation request (it says translate and contains a
   Markdown document) gets the source's heading levels in the same order;
-  other answers get one `#` title and 3 to 6 `##` sections.
+  other requests get one `#` title and 3 to 6 `##` sections.
 
 Reasoner models (the name contains `reasoner`) also get reasoning text, 30 to
-60 % of the answer's tokens.
+60 % of the content's tokens.
 """
 
 import hashlib
@@ -55,8 +55,8 @@ _LATIN = re.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """A generated answer before any max_tokens cut."""
+class GeneratedText:
+    """Generated content and reasoning, before any max_tokens cut."""
 
     content: str
     content_tokens: int
@@ -70,7 +70,7 @@ def is_reasoner(model: str) -> bool:
 
 
 def detect_language(prompt: str) -> Language:
-    """Return the language the prompt asks for, or the one it is written in."""
+    """Return the language the prompt requests, or else the one it is written in."""
     target = _TARGET.search(prompt)
     if target is not None:
         return "zh" if target.group(1).lower() == "chinese" else "en"
@@ -86,7 +86,7 @@ def detect_language(prompt: str) -> Language:
 
 
 def parse_length(prompt: str) -> tuple[int, int] | None:
-    """Return the (min, max) characters the prompt asks for, if it names a length."""
+    """Return the (min, max) characters the prompt requests, if it names a length."""
     match = _RANGE.search(prompt)
     if match is not None:
         low, high = _number(match.group(1)), _number(match.group(2))
@@ -116,30 +116,32 @@ def _unit_scale(unit: str) -> int:
 
 
 class ContentGenerator:
-    """Generates answers and keeps the most recent ones by prompt."""
+    """Generator of Markdown text that keeps the most recent results by prompt."""
 
     def __init__(self, seed: int, default_chars: int) -> None:
         self.seed = seed
         self.default_chars = default_chars
-        self._cache: OrderedDict[bytes, Answer] = OrderedDict()
+        self._cache: OrderedDict[bytes, GeneratedText] = OrderedDict()
 
-    def answer(self, model: str, prompt: str) -> Answer:
-        """Return the answer to `prompt`, the same for the same prompt and seed."""
+    def generate(self, model: str, prompt: str) -> GeneratedText:
+        """Generate the text for `prompt`, the same for the same prompt and seed."""
         reasoner = is_reasoner(model)
         key = hashlib.blake2b(
             f"{self.seed}\x00{reasoner}\x00{prompt}".encode(), digest_size=16
         ).digest()
-        answer = self._cache.get(key)
-        if answer is not None:
+        text = self._cache.get(key)
+        if text is not None:
             self._cache.move_to_end(key)
-            return answer
-        answer = self._generate(prompt, reasoner, random.Random(key))
-        self._cache[key] = answer
+            return text
+        text = self._compose(prompt, reasoner, random.Random(key))
+        self._cache[key] = text
         if len(self._cache) > CACHE_ENTRIES:
             self._cache.popitem(last=False)
-        return answer
+        return text
 
-    def _generate(self, prompt: str, reasoner: bool, rng: random.Random) -> Answer:
+    def _compose(
+        self, prompt: str, reasoner: bool, rng: random.Random
+    ) -> GeneratedText:
         language = detect_language(prompt)
         levels = source_heading_levels(prompt)
         target = self._target_chars(prompt, levels, language, rng)
@@ -148,10 +150,12 @@ class ContentGenerator:
         content = compose_markdown(levels, target, language, rng)
         content_tokens = count_tokens(content)
         if not reasoner:
-            return Answer(content, content_tokens, None, 0)
+            return GeneratedText(content, content_tokens, None, 0)
         reasoning_budget = int(content_tokens * rng.uniform(0.3, 0.6))
         reasoning = compose_reasoning(reasoning_budget, rng)
-        return Answer(content, content_tokens, reasoning, count_tokens(reasoning))
+        return GeneratedText(
+            content, content_tokens, reasoning, count_tokens(reasoning)
+        )
 
     def _target_chars(
         self,
@@ -200,7 +204,7 @@ def compose_markdown(
 def _compose_section(
     budget: int, is_last: bool, english: bool, rng: random.Random
 ) -> str:
-    # Every section but the last stops before it would pass its budget; the
+    # Every section but the last stops before it would pass its budget. The
     # last one fills up to the target, so the total lands just past it.
     sentences = pools.EN_SENTENCES if english else pools.ZH_SENTENCES
     picked: list[str] = []

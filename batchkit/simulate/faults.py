@@ -1,4 +1,4 @@
-"""Which fault a request gets: prompt markers first, then the configured rates.
+"""Fault choice for each request: prompt markers first, then the configured rates.
 
 Marker syntax. A prompt may contain markers of the form `[[sim:KIND ARGS]]`:
 
@@ -13,9 +13,9 @@ Marker syntax. A prompt may contain markers of the form `[[sim:KIND ARGS]]`:
     [[sim:hang 2s]]        no response for 2 s, then the connection closes
 
 KIND is one of 429, 500, 502, 503, drop, truncate, hang, length,
-content_filter, empty, pad or ok. ARGS are `xN` (how many arrivals the marker
-covers; without it, all the remaining ones) and, for pad and hang, a duration
-such as `250ms`, `3s`, `1.5s`, `2m` or `forever`. Markers take turns in the
+content_filter, empty, pad or ok. ARGS are `xN`, the number of arrivals the
+marker covers (all the remaining ones without it). Pad and hang also take a
+duration such as `250ms`, `3s`, `1.5s`, `2m` or `forever`. Markers take turns in the
 order written: each one covers the next N arrivals of the same request body
 that pass the rate caps. Durations are scaled by `time_scale`. Markers override
 the random fault rates for that request.
@@ -41,7 +41,7 @@ _COUNT = re.compile(r"x(\d+)")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)")
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _UNIT_SCALE = 2.0**-64
-_ANSWER_FAULTS = (None, "length", "content_filter", "empty")
+_CONTENT_FAULTS = (None, "length", "content_filter", "empty")
 
 
 class MarkerError(ValueError):
@@ -59,7 +59,10 @@ class Marker:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What happens to one request; None durations mean the configured ones."""
+    """The fault and padding chosen for one request.
+
+    A duration of None means the configured one.
+    """
 
     fault: str | None = None
     is_padded: bool = False
@@ -140,8 +143,8 @@ def plan_from_rates(
         if fault_draw < edge:
             fault = kind
             break
-    # Padding comes before a 200 status line, so it only goes with answers.
-    is_padded = pad_draw < pad_rate and fault in _ANSWER_FAULTS
+    # Padding comes before a 200 status line, so it only goes with content.
+    is_padded = pad_draw < pad_rate and fault in _CONTENT_FAULTS
     if fault is None and not is_padded:
         return NO_FAULT
     return Plan(fault=fault, is_padded=is_padded, source="rate")

@@ -2,7 +2,7 @@
 
 A request counts toward the windows when it is admitted; a rejected request
 counts toward nothing, as with OpenAI. Tokens are the prompt tokens plus
-`max_tokens`, or plus the answer's tokens when the request sets no maximum.
+`max_tokens`, or plus the completion's tokens when the request sets no maximum.
 
 The reset headers give the time until the window has room for the request
 again, in the duration format OpenAI uses (`1m30s`, `6s`, `250ms`): whole
@@ -19,7 +19,7 @@ from batchkit.simulate.config import SimulatorConfig
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a request is over a cap, and the headers of its 429."""
+    """The cap a request is over, with the message and headers of its 429."""
 
     cap: str
     message: str
@@ -124,7 +124,7 @@ class RateLimiter:
             self._token_sum += tokens
 
     def refund(self, tokens: int) -> None:
-        """Take back the latest admission, for a request answered with a 429."""
+        """Take back the latest admission, for a request that gets a 429 fault."""
         if self.rpm is not None and self._requests:
             self._requests.pop()
         if self.tpm is not None and self._tokens:

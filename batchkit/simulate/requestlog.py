@@ -1,7 +1,7 @@
 """The request log: one entry per chat completion request and per batch line.
 
 An entry is written when the simulator decides the outcome, before any delay,
-so a test sees a hung or padded request in the log at once. Entries are plain
+so a hung or padded request is in the log at once. Entries are plain
 dicts with these keys:
 
     time               Unix time (seconds) the request arrived

@@ -14,7 +14,7 @@ import orjson
 
 from batchkit.simulate.batches import Batch, BatchStore, LineResult
 from batchkit.simulate.completion import (
-    ANSWER_FAULTS,
+    CONTENT_FAULTS,
     STATUS_FAULTS,
     ChatRequest,
     Completion,
@@ -165,15 +165,15 @@ class SimulatorState:
         """Return the tokens a request counts toward the tokens-per-minute cap."""
         if request.max_tokens is not None:
             return request.prompt_tokens + request.max_tokens
-        answer = self.generator.answer(request.model, request.prompt)
-        return request.prompt_tokens + answer.content_tokens + answer.reasoning_tokens
+        text = self.generator.generate(request.model, request.prompt)
+        return request.prompt_tokens + text.content_tokens + text.reasoning_tokens
 
     def complete(self, request: ChatRequest, fault: str | None) -> Completion:
-        """Answer `request`, applying an answer fault and the prefix cache."""
-        answer = self.generator.answer(request.model, request.prompt)
+        """Complete `request`, applying a content fault and the prefix cache."""
+        text = self.generator.generate(request.model, request.prompt)
         cached = self.prefix_cache.lookup(request.prompt, request.prompt_tokens)
-        answer_fault = fault if fault in ANSWER_FAULTS else None
-        return build_completion(request, answer, answer_fault, cached)
+        content_fault = fault if fault in CONTENT_FAULTS else None
+        return build_completion(request, text, content_fault, cached)
 
     def record(
         self,
@@ -194,6 +194,15 @@ class SimulatorState:
             entry["completion_tokens"] = completion.completion_tokens
             entry["reasoning_tokens"] = completion.reasoning_tokens
             entry["cached_tokens"] = completion.cached_tokens
+        if error is not None:
+            logger.debug(
+                "%s request %s got %s (%s, fault %s)",
+                entry["source"],
+                entry["custom_id"] or entry["body_hash"],
+                status,
+                error,
+                fault,
+            )
         self.log.add(entry, is_admitted=is_admitted)
 
     def stats(self) -> dict[str, Any]:
@@ -205,7 +214,7 @@ class SimulatorState:
     def serve_line(
         self, batch: Batch, custom_id: str, body: dict[str, Any], is_failed: bool
     ) -> LineResult:
-        """Answer one batch line as the chat endpoint would, minus transport faults."""
+        """Serve one batch line as the chat endpoint would, minus transport faults."""
         body_hash = hash_body(orjson.dumps(body))
         entry = new_entry("batch", custom_id, body_hash, batch.id)
         request_id = new_id("req_")
@@ -222,6 +231,7 @@ class SimulatorState:
             self.record(entry, 400, error="invalid_request")
             message = error_body(str(invalid), "invalid_request_error", "messages")
             return _failed_line(custom_id, request_id, 400, message)
+
         entry["model"] = request.model
         entry["stream"] = request.stream
         plan = self.plan(markers, body_hash, self.count_arrival(body_hash))
@@ -230,10 +240,12 @@ class SimulatorState:
             self.record(entry, status, error="fault", fault=plan.fault)
             body = fault_error_body(plan.fault)
             return _failed_line(custom_id, request_id, status, body)
-        fault = plan.fault if plan.fault in ANSWER_FAULTS else None
+
+        fault = plan.fault if plan.fault in CONTENT_FAULTS else None
         completion = self.complete(request, fault)
         self.prefix_cache.store(request.prompt)
         self.record(entry, 200, fault=fault, completion=completion)
+
         response = completion_body(
             completion, request.model, new_id("chatcmpl-"), int(time.time())
         )

@@ -19,8 +19,8 @@ TOKENS_PER_MESSAGE = 4
 
 CACHE_UNIT_TOKENS = 64
 CACHE_BLOCK_CHARS = 128
-# The cache forgets everything once it holds this many blocks, so memory stays
-# bounded on long runs (a real provider evicts too).
+# The cache is cleared once it contains this many blocks, so memory stays
+# bounded on long runs (a real provider evicts entries too).
 CACHE_MAX_BLOCKS = 2_000_000
 
 

@@ -66,28 +66,28 @@ def test_lengths_stay_in_requested_range():
     generator = ContentGenerator(seed=0, default_chars=1500)
     for index in range(100):
         prompt = f"Item {index}. Length: 800–1,500 characters."
-        answer = generator.answer("deepseek-chat", prompt)
+        answer = generator.generate("deepseek-chat", prompt)
         assert 800 <= len(answer.content) <= 1500
 
 
 def test_default_length_without_phrase():
     generator = ContentGenerator(seed=0, default_chars=600)
-    answer = generator.answer("deepseek-chat", "Tell me about it.")
+    answer = generator.generate("deepseek-chat", "Tell me about it.")
     assert 400 <= len(answer.content) <= 800
 
 
 def test_answer_cached_and_deterministic():
     first = ContentGenerator(seed=3, default_chars=1500)
     second = ContentGenerator(seed=3, default_chars=1500)
-    answer = first.answer("deepseek-chat", "Hello")
-    assert first.answer("deepseek-chat", "Hello") is answer
-    assert second.answer("deepseek-chat", "Hello") == answer
+    answer = first.generate("deepseek-chat", "Hello")
+    assert first.generate("deepseek-chat", "Hello") is answer
+    assert second.generate("deepseek-chat", "Hello") == answer
 
 
 def test_reasoner_adds_reasoning():
     generator = ContentGenerator(seed=0, default_chars=1500)
-    plain = generator.answer("deepseek-chat", "Hello")
-    reasoned = generator.answer("deepseek-reasoner", "Hello")
+    plain = generator.generate("deepseek-chat", "Hello")
+    reasoned = generator.generate("deepseek-reasoner", "Hello")
     assert plain.reasoning is None
     assert plain.reasoning_tokens == 0
     assert reasoned.reasoning
