@@ -1,5 +1,9 @@
 """Parquet export, target choice and the `load` and `schema` commands."""
 
+import os
+import subprocess
+import sys
+
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -119,3 +123,37 @@ def test_cli_help(runner, command) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchkit.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_cli_error_is_one_line(make_job, tmp_path) -> None:
+    make_job(1, zh=False, target="postgres")
+    env = {k: v for k, v in os.environ.items() if k != DB_URL_ENV}
+    result = run_cli("load", "-j", str(tmp_path / "job.toml"), env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ")
+    assert f"variable {DB_URL_ENV} is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_cli_load_postgres(make_job, tmp_path, postgres_url) -> None:
+    make_job(2, target="postgres", layout="wide")
+    env = {**os.environ, DB_URL_ENV: postgres_url}
+    job_file = str(tmp_path / "job.toml")
+    first = run_cli("load", "-j", job_file, "--create-table", env=env)
+    second = run_cli("load", "-j", job_file, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "2 inserted, 0 updated" in first.stderr
+    assert "sent 0 rows" in second.stderr
+    assert postgres_url not in first.stdout + first.stderr
