@@ -4,7 +4,7 @@ import importlib
 import sys
 
 # Each module has `run() -> None`, which prints its figures beside the targets.
-MODULES: list[str] = ["prepare", "status", "load", "execute_batch"]
+MODULES: list[str] = ["prepare", "status", "load", "execute_batch", "simulator"]
 
 
 def main(argv: list[str]) -> None:

@@ -56,12 +56,17 @@ def simulator_command(config_path: Path, cpu: int | None = None) -> list[str]:
 
 @contextmanager
 def run_in_subprocess(
-    config: SimulatorConfig | None = None, *, cpu: int | None = None, **changes: Any
+    config: SimulatorConfig | None = None,
+    *,
+    cpu: int | None = None,
+    quiet: bool = False,
+    **changes: Any,
 ) -> Iterator[SimulatorProcess]:
     """Run a simulator in a child process for the `with` block.
 
     The child is `python -m batchkit.simulate`, pinned to CPU `cpu` with
     taskset when given. It prints its base URL as the first line of stdout.
+    Its stderr goes to this process's stderr, or nowhere when `quiet`.
     """
     config = (config or SimulatorConfig()).replace(**changes)
     with tempfile.TemporaryDirectory(prefix="batchkit-sim-") as folder:
@@ -70,7 +75,10 @@ def run_in_subprocess(
         values["fault_rates"] = dict(config.fault_rates)
         path.write_text(json.dumps(values), encoding="utf-8")
         process = subprocess.Popen(
-            simulator_command(path, cpu), stdout=subprocess.PIPE, text=True
+            simulator_command(path, cpu),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if quiet else None,
+            text=True,
         )
         handle = None
         try:
