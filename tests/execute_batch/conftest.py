@@ -94,11 +94,20 @@ class BatchEnv:
         endpoint = resolve_endpoint(self.job)
         return BatchClient(endpoint, backoff=0.01, page_size=page_size)
 
-    def run(self, page_size: int = 100, **options: Any) -> BatchSummary:
+    def run(
+        self,
+        page_size: int = 100,
+        selection: Selection | None = None,
+        **options: Any,
+    ) -> BatchSummary:
         """Run the batch runner once with a fast sleep."""
         with self.client(page_size) as client:
             return run_batches(
-                self.job, Selection(), client, sleep=_short_sleep, **options
+                self.job,
+                selection or Selection(),
+                client,
+                sleep=_short_sleep,
+                **options,
             )
 
     def attempts(self) -> list[dict[str, Any]]:

@@ -126,3 +126,27 @@ def test_whole_failure_counts_no_attempt(make_env):
     assert env.attempts() == []
     assert env.provider_batches()[0]["status"] == "failed"
     assert _pending(env) == 3
+
+
+def test_limit_caps_run_across_wait_rounds(make_env):
+    env = make_env(6)
+    lost = env.custom_ids()[0]
+
+    summary = env.run(
+        selection=Selection(limit=3),
+        wait=True,
+        extra_metadata=lambda _: {"sim_drop_output_lines": lost},
+    )
+
+    assert summary.submitted == 3
+    assert sorted(env.submitted_custom_ids()) == env.custom_ids()[:3]
+    assert _pending(env) == 4  # the lost one and the three beyond the limit
+
+
+def test_poll_only_submits_nothing(make_env):
+    env = make_env(3)
+
+    summary = env.run(poll_only=True, wait=True)
+
+    assert summary.created == []
+    assert env.sim_batches() == []

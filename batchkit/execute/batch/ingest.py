@@ -22,6 +22,9 @@ from batchkit.providers.protocol import Completion, parse_usage
 
 logger = logging.getLogger(__name__)
 
+# Lines with an unknown custom_id logged one by one; the ingest line counts all.
+MAX_LOGGED_UNKNOWN = 5
+
 # error_type of the requests a finished batch did not return, by batch status.
 UNRETURNED_ERROR_TYPES = {
     "completed": "missing_from_output",
@@ -101,13 +104,14 @@ def ingest_batch(
             request = requests.get(custom_id) if isinstance(custom_id, str) else None
             if request is None:
                 counts.unknown.append(str(custom_id))
-                logger.warning(
-                    "batch %s: %s has custom_id %r, which the batch does not "
-                    "contain; the line is skipped",
-                    batch.batch_id,
-                    path.name,
-                    custom_id,
-                )
+                if len(counts.unknown) <= MAX_LOGGED_UNKNOWN:
+                    logger.warning(
+                        "batch %s: %s has custom_id %r, which the batch does not "
+                        "contain; the line is skipped",
+                        batch.batch_id,
+                        path.name,
+                        custom_id,
+                    )
                 continue
             if request.custom_id in seen:
                 continue

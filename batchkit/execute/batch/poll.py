@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from batchkit.execute.batch.context import BatchRun, batches_dir
-from batchkit.execute.batch.ingest import FinishedBatch, ingest_batch
+from batchkit.execute.batch.ingest import FinishedBatch, IngestCounts, ingest_batch
 from batchkit.execute.batch.store import (
     LIVE_STATES,
     BatchRow,
@@ -113,23 +113,9 @@ def ingest(run: BatchRun, row: BatchRow) -> None:
     A batch that failed as a whole ran no request, so it adds no attempt and
     its requests are simply pending again.
     """
-    files = [] if row.status == "failed" else _download(run, row)
-    with connect(run.job, read_only=True) as connection:
-        requests, logged = load_batch_requests(connection, row.batch_id)
-    finished = FinishedBatch(
-        batch_id=row.batch_id,
-        run_id=run.run_id,
-        status=row.status,
-        model=row.model or "",
-        created_at=row.created_at,
-        finished_at=row.finished_at or datetime.now(UTC),
-        prices=run.job.prices,
-    )
     counts = None
     if row.status != "failed":
-        counts = ingest_batch(finished, requests, files, run.log.append, logged)
-        # Selection reads the Parquet parts, so compact before the next submit.
-        run.log.compact()
+        counts = _ingest_lines(run, row)
     with connect(run.job) as connection:
         mark_ingested(connection, row.batch_id)
     report = run.summary.batches[row.batch_id]
@@ -145,6 +131,25 @@ def ingest(run: BatchRun, row: BatchRow) -> None:
         counts.unreturned if counts else 0,
         len(counts.unknown) if counts else 0,
     )
+
+
+def _ingest_lines(run: BatchRun, row: BatchRow) -> IngestCounts:
+    files = _download(run, row)
+    with connect(run.job, read_only=True) as connection:
+        requests, logged = load_batch_requests(connection, row.batch_id)
+    finished = FinishedBatch(
+        batch_id=row.batch_id,
+        run_id=run.run_id,
+        status=row.status,
+        model=row.model or "",
+        created_at=row.created_at,
+        finished_at=row.finished_at or datetime.now(UTC),
+        prices=run.job.prices,
+    )
+    counts = ingest_batch(finished, requests, files, run.log.append, logged)
+    # Selection reads the Parquet parts, so compact before the next submit.
+    run.log.compact()
+    return counts
 
 
 def _download(run: BatchRun, row: BatchRow) -> list[Path]:

@@ -10,6 +10,7 @@ contains. With `wait`, poll (and submit what became pending again) every
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from batchkit.execute.batch.client import BatchClient
 from batchkit.execute.batch.context import (
@@ -105,13 +106,16 @@ def _poll_and_submit(
     wait: bool,
     sleep: Callable[[float], None],
 ) -> None:
+    if poll_only:
+        selection = replace(selection, limit=0)
     held_back = 0
     while True:
         live = poll_batches(run)
-        if not poll_only and (run.needs_selection or held_back):
+        remaining = _remaining_selection(run, selection)
+        if remaining and (run.needs_selection or held_back):
             run.needs_selection = False
             created_before = len(run.summary.created)
-            held_back = submit_pending(run, selection)
+            held_back = submit_pending(run, remaining)
             live += len(run.summary.created) - created_before
         if not wait:
             return
@@ -120,9 +124,21 @@ def _poll_and_submit(
         sleep(run.job.provider.batch.poll_interval)
 
 
+def _remaining_selection(run: BatchRun, selection: Selection) -> Selection | None:
+    """Return the selection for the next submit, or None when nothing may be sent.
+
+    `--limit N` caps the requests one run submits (or records as too large),
+    also across the rounds of `--wait`.
+    """
+    if selection.limit is None:
+        return selection
+    remaining = selection.limit - run.summary.submitted - run.summary.too_large
+    return replace(selection, limit=remaining) if remaining > 0 else None
+
+
 def _is_stuck(run: BatchRun) -> bool:
     """Return whether every blocked model failed too often in a row to go on."""
-    with connect(run.job) as connection:
+    with connect(run.job, read_only=True) as connection:
         failures = {
             model: consecutive_failures(connection, model)
             for model in run.summary.blocked
