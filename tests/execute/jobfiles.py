@@ -26,7 +26,7 @@ key = ["id"]
 [provider]
 name = "simulator"
 base_url = "{base_url}"
-model = "deepseek-chat"
+model = "{model}"
 api_key_env = "{key_env}"
 rpm = {rpm}
 concurrency = {concurrency}
@@ -46,7 +46,7 @@ min_chars = 1
 finish_reason = "stop"
 
 [[prices]]
-model = "deepseek-chat"
+model = "{model}"
 since = 2025-01-01
 input_miss = 1.0
 input_hit = 0.1
@@ -65,8 +65,9 @@ def write_job(
     read_timeout: float = 10.0,
     deadline: float = 20.0,
     max_attempts: int = 5,
-    max_tokens: int = 100,
+    max_tokens: int = 1000,
     key_env: str = KEY_ENV,
+    model: str = "deepseek-chat",
 ) -> Path:
     """Write job.toml and prompts.csv, one item per prompt, into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,6 +79,7 @@ def write_job(
     text = _JOB.format(
         base_url=base_url,
         key_env=key_env,
+        model=model,
         rpm=rpm,
         concurrency=concurrency,
         read_timeout=read_timeout,

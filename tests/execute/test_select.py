@@ -23,7 +23,7 @@ GOOD = "A long enough answer that passes the checks."
 
 @pytest.fixture
 def job(tmp_path: Path) -> Job:
-    return prepared_job(tmp_path / "job", PROMPTS, max_attempts=3)
+    return prepared_job(tmp_path / "job", PROMPTS, max_attempts=3, max_tokens=100)
 
 
 def _hashes(job: Job) -> dict[str, str]:
