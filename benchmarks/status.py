@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from batchkit.analysis.report import write_report
 from batchkit.analysis.status import read_status
 from batchkit.job.loader import load_job
 from batchkit.job.model import Job
@@ -162,7 +163,7 @@ def _time_command(job: Job) -> float:
 
 
 def run() -> None:
-    """Print the time of read_status and of the whole `batchkit status` command."""
+    """Print the times of read_status, the `batchkit status` command and the report."""
     with tempfile.TemporaryDirectory() as folder:
         job = write_job(Path(folder))
         started = time.perf_counter()
@@ -185,3 +186,9 @@ def run() -> None:
         )
         command = min(_time_command(job) for _ in range(3))
         print(f"`batchkit status` process, interpreter start included: {command:.2f} s")
+        started = time.perf_counter()
+        path = write_report(job, Path(folder) / "report.html")
+        print(
+            f"write_report: {time.perf_counter() - started:.2f} s, "
+            f"{path.stat().st_size / 1e6:.1f} MB"
+        )
