@@ -79,6 +79,7 @@ class Work:
     body: bytes
     logged: int  # attempts in the log for this request version
     counted: int  # of those, the ones that count towards max_attempts
+    attempt_limit: int  # the value of `counted` at which retries stop
     backoff_steps: int = 0
     rate_limited: int = 0
 
@@ -140,6 +141,8 @@ class StreamRun:
         self._dispatcher: asyncio.Task[None] | None = None
         self._max_attempts = {s.name: s.max_attempts for s in job.stages}
         self._sender: Sender | None = None
+        self._last_rate_limit_log = -1.0
+        self._unlogged_rate_limits = 0
 
     # The run as a whole.
 
@@ -245,15 +248,20 @@ class StreamRun:
         if chunk is None:
             self._exhausted = True
             return
-        self._fresh = [
-            Work(
-                request=request,
-                body=request_body(request.line),
-                logged=request.logged_attempts,
-                counted=request.attempts,
-            )
-            for request in reversed(chunk)
-        ]
+        self._fresh = [self._new_work(request) for request in reversed(chunk)]
+
+    def _new_work(self, request: PendingRequest) -> Work:
+        limit = self._max_attempts.get(request.stage, 1)
+        if self.selection.only_failed:
+            # The user asked for these again, so they get a fresh set of attempts.
+            limit += request.attempts
+        return Work(
+            request=request,
+            body=request_body(request.line),
+            logged=request.logged_attempts,
+            counted=request.attempts,
+            attempt_limit=limit,
+        )
 
     async def _next_work(self) -> Work | None:
         while True:
@@ -439,11 +447,10 @@ class StreamRun:
                 self.pacer.pause(error.retry_after)
                 self.waiting_until = time.monotonic() + error.retry_after
                 self.waiting_reason = "rate limit reset"
-        max_attempts = self._max_attempts.get(work.request.stage, 1)
         if self.stop_reason is None and should_retry(
-            error, work.counted, max_attempts, work.rate_limited
+            error, work.counted, work.attempt_limit, work.rate_limited
         ):
-            self._schedule_retry(work, error, max_attempts)
+            self._schedule_retry(work, error)
             return
         self.counts.failed += 1
         logger.info(
@@ -454,7 +461,7 @@ class StreamRun:
             redact(str(error), self.endpoint.api_key),
         )
 
-    def _schedule_retry(self, work: Work, error: ProviderError, limit: int) -> None:
+    def _schedule_retry(self, work: Work, error: ProviderError) -> None:
         policy = self.settings.retry
         if error.retry_after is not None:
             delay = policy.header_wait(error.retry_after)
@@ -462,17 +469,33 @@ class StreamRun:
             delay = policy.backoff(work.backoff_steps)
             work.backoff_steps += 1
         self.counts.retries += 1
+        self._log_retry(work, error, delay)
+        ready_at = time.monotonic() + delay
+        heapq.heappush(self._retries, (ready_at, next(self._sequence), work))
+
+    def _log_retry(self, work: Work, error: ProviderError, delay: float) -> None:
+        # A 429 storm would write thousands of lines, so 429 retries are
+        # logged at most once a second, with the count of those left out.
+        if isinstance(error, RateLimitError):
+            now = time.monotonic()
+            if now - self._last_rate_limit_log < 1.0:
+                self._unlogged_rate_limits += 1
+                return
+            self._last_rate_limit_log = now
         logger.info(
-            "%s: %s (%s); retry in %.2f s (%s of %s counted attempts used)",
+            "%s: %s (%s); retry in %.2f s (%s of %s counted attempts used)%s",
             work.request.custom_id,
             error.error_type,
             redact(str(error), self.endpoint.api_key),
             delay,
             work.counted,
-            limit,
+            work.attempt_limit,
+            self._unlogged_suffix() if isinstance(error, RateLimitError) else "",
         )
-        ready_at = time.monotonic() + delay
-        heapq.heappush(self._retries, (ready_at, next(self._sequence), work))
+
+    def _unlogged_suffix(self) -> str:
+        count, self._unlogged_rate_limits = self._unlogged_rate_limits, 0
+        return f"; {count} more 429 retries since the last line" if count else ""
 
     # Progress.
 
