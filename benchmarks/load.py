@@ -1,11 +1,12 @@
 """Time `load` of 62,000 results of about 3 KB into a local PostgreSQL 15.
 
 The job has 15,500 items and four independent stages, and the long layout
-makes one target row per result. It prints five figures: validation of the
+makes one target row per result. It prints six figures: validation of the
 results, the first load through COPY (target under 60 s), an unchanged
-rerun (must send nothing), and a `--full` rerun (sends everything, must
-write nothing). The fifth is the same first load through the REST path
-against the PostgREST stand-in of tests/fixtures/postgrest.py.
+rerun (must send nothing), a `--full` rerun (sends everything, must write
+nothing), and the first load in the wide layout (15,500 rows of four
+stages). The sixth is the same first load through the REST path against the
+PostgREST stand-in of tests/fixtures/postgrest.py.
 """
 
 import csv
@@ -16,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -213,6 +215,9 @@ def run() -> None:
             f"  rerun sent {rerun.rows_sent} rows; --full wrote "
             f"{(full.rows_inserted or 0) + (full.rows_updated or 0)} rows"
         )
+
+        wide = replace(job, load=replace(job.load, layout="wide", table="docs_wide"))
+        _timed_load(wide, "load via COPY, wide layout", create_table=True)
 
         rest_url = _create_database(server.url, "bench_rest")
         with run_postgrest(rest_url) as postgrest:
