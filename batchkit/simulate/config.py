@@ -42,7 +42,9 @@ DEFAULT_MODELS = (
 MIB = 1024 * 1024
 
 # Settings that only take effect at start, so POST /_sim/config rejects them.
-STARTUP_ONLY = frozenset({"host", "port", "allow_remote", "log_file"})
+STARTUP_ONLY = frozenset(
+    {"host", "port", "allow_remote", "log_file", "log_max_entries"}
+)
 
 
 @dataclass(frozen=True)
