@@ -21,6 +21,8 @@ DEFAULT_MAX_ROUNDS = 10
 
 # Called with a short line before each phase of each round.
 AnnounceCallback = Callable[[str], None]
+# Runs one execute round; the CLI passes one that shows progress.
+ExecuteRound = Callable[[Job, Selection], StreamSummary]
 
 
 @dataclass
@@ -50,28 +52,31 @@ def run_pipeline(
     job: Job,
     *,
     options: StreamOptions | None = None,
-    make_progress: Callable[[], object] | None = None,
+    execute: ExecuteRound | None = None,
     announce: AnnounceCallback | None = None,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     load: bool = True,
 ) -> PipelineSummary:
     """Loop prepare → execute until a round renders and sends nothing, then load.
 
-    `make_progress` returns a fresh execute progress reporter for each round.
+    `execute` runs one round (default: `run_stream` with `options`, silent).
     """
     say = announce or (lambda text: None)
+    execute = execute or (lambda job, selection: run_stream(job, selection, options))
     summary = PipelineSummary()
     for number in range(1, max_rounds + 1):
         say(f"round {number}: prepare")
         prepared = prepare_job(job)
         rendered = _rendered(prepared)
         say(f"round {number}: execute ({rendered:,} new or changed requests)")
-        progress = make_progress() if make_progress else None
-        executed = run_stream(job, Selection(), options, progress)  # type: ignore[arg-type]
+        executed = execute(job, Selection())
         summary.rounds.append(RoundSummary(number, rendered, prepared, executed))
         logger.info(
             "round %s: %s rendered, %s selected, %s ok",
-            number, rendered, executed.selected, executed.ok,
+            number,
+            rendered,
+            executed.selected,
+            executed.ok,
         )
         if executed.stop_reason is not None:
             summary.stop_reason = f"execute stopped: {executed.stop_message}"

@@ -7,6 +7,7 @@ import typer
 # Add a module here when its phase exists.
 COMMAND_MODULES = [
     "batchkit.cli.prepare",
+    "batchkit.cli.run",
     "batchkit.cli.execute",
     "batchkit.cli.simulate",
     "batchkit.cli.load",

@@ -39,29 +39,21 @@ def _register_commands() -> None:
 
 
 def main() -> None:
-    """Run the CLI, turning batchkit errors into one line on stderr and exit 1."""
+    """Run the CLI, turning batchkit errors into one line on stderr and exit 1.
+
+    typer's standalone mode handles usage errors (exit 2) and Ctrl-C (exit 130
+    where the command does not handle it itself).
+    """
     _register_commands()
     try:
-        app(standalone_mode=False)
+        app()
     except BatchkitError as error:
         if _state["debug"]:
             raise
-        common.stderr.print(f"[red]Error:[/red] {error}", highlight=False)
+        common.stderr.print(
+            f"[red]Error:[/red] {error}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
-    except typer.Abort:
-        common.stderr.print("Aborted.")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as error:  # click usage errors and the like
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
 
 
 if __name__ == "__main__":
