@@ -126,6 +126,9 @@ class StreamRun:
         self.stop_reason: str | None = None
         self.stop_message: str | None = None
         self.stop_error: ProviderError | None = None
+        # An unexpected error (the response log cannot be written, a bug):
+        # the run stops and run_stream raises it once the rest is saved.
+        self.fatal_error: BaseException | None = None
         self.waiting_until = 0.0
         self.waiting_reason: str | None = None
         self._fresh: list[Work] = []
@@ -349,8 +352,19 @@ class StreamRun:
         self.budget.reserve(worst)
         task = asyncio.create_task(self._attempt(work, entry, worst))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._attempt_done)
         return True
+
+    def _attempt_done(self, task: asyncio.Task[None]) -> None:
+        # Leave the set before waking the dispatcher, which checks it for the end.
+        self._tasks.discard(task)
+        self._wake.set()
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        logger.error("run %s failed: %s", self.log.run_id, error, exc_info=error)
+        self.fatal_error = error
+        self.stop("error", f"{type(error).__name__}: {error}")
 
     # One attempt.
 
@@ -375,9 +389,6 @@ class StreamRun:
         self.tokens.settle(entry, reply.completion.usage.total_tokens if reply else 0)
         self.budget.settle(worst, record.get("cost_usd"))
         self._after_attempt(work, error)
-        # Leave the set before waking the dispatcher, which checks it for the end.
-        self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
-        self._wake.set()
 
     def _record(
         self,

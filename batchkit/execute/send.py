@@ -108,6 +108,10 @@ class Sender:
                 response = await self.client.post(
                     self.url, content=body, headers={REQUEST_ID_HEADER: custom_id}
                 )
+        except httpx.DecodingError as error:
+            raise InvalidResponseError(
+                f"the response body could not be decoded: {error}"
+            ) from error
         except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as error:
             raise _transport_error(error, self.deadline) from error
         content = response.content

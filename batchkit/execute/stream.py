@@ -66,7 +66,7 @@ class StreamSummary:
     spent_total_usd: float
     elapsed_seconds: float
     recovered: int = 0
-    stop_reason: str | None = None  # interrupted, budget or provider
+    stop_reason: str | None = None  # interrupted, budget, provider or error
     stop_message: str | None = None
 
     def lines(self) -> list[str]:
@@ -218,6 +218,14 @@ def run_stream(
         )
         for line in summary.lines():
             logger.info("%s", line)
+    if isinstance(runner.fatal_error, OSError):
+        raise ExecuteError(
+            f"{job.responses_dir}: the response log could not be written "
+            f"({runner.fatal_error}); every attempt logged before is saved, so "
+            "fix the disk problem and rerun"
+        ) from runner.fatal_error
+    if runner.fatal_error is not None:
+        raise runner.fatal_error
     if runner.stop_error is not None:
         raise _stop_error(runner.stop_error, endpoint)
     return summary
