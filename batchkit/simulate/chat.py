@@ -104,14 +104,17 @@ class Exchange:
         state = self.state
         limiter = state.limiter
         rejection = limiter.check(self.tokens)
-        if rejection is not None and state.config.over_cap == "reject":
-            error = "concurrency" if rejection.cap == "concurrency" else None
-            error = error or f"rate_limit_{rejection.cap}"
-            state.record(self.entry, 429, error=error)
-            return rate_limit_response(rejection, state.config.retry_after)
-        if rejection is not None and not await self._pad_until_admitted():
-            state.record(self.entry, None, error=f"rate_limit_{rejection.cap}")
-            return self.response or web.Response()
+        if rejection is not None:
+            error = rejection.cap
+            if error != "concurrency":
+                error = f"rate_limit_{error}"
+            if state.config.over_cap == "reject" or not rejection.can_wait:
+                state.record(self.entry, 429, error=error)
+                return rate_limit_response(rejection, state.config.retry_after)
+            if not await self._pad_until_admitted():
+                state.record(self.entry, None, error=error)
+                return self.response or web.Response()
+
         limiter.admit(self.tokens)
         state.log.max_in_flight = max(state.log.max_in_flight, limiter.in_flight)
         if limiter.has_caps:

@@ -25,6 +25,8 @@ class Rejection:
     message: str
     retry_after: float
     headers: dict[str, str] = field(default_factory=dict)
+    # False when waiting cannot help: the request alone is over the cap.
+    can_wait: bool = True
 
 
 def format_duration(seconds: float) -> str:
@@ -104,7 +106,8 @@ class RateLimiter:
                 f"Request too large on tokens per min (TPM): limit {self.tpm}, "
                 f"requested {tokens}. Send fewer tokens in one request."
             )
-            return Rejection("tokens", message, self.window, self.headers(now, tokens))
+            headers = self.headers(now, tokens)
+            return Rejection("tokens", message, self.window, headers, can_wait=False)
         wait = self._token_wait(now, tokens)
         message = (
             f"Rate limit reached on tokens per min (TPM): limit {self.tpm}, "

@@ -26,6 +26,7 @@ any, keeps every entry.
 """
 
 import asyncio
+import time
 from array import array
 from collections import Counter, deque
 from pathlib import Path
@@ -81,7 +82,8 @@ class RequestLog:
         if status == 200 and entry["fault"] not in ("truncate", "drop", "hang"):
             self._count_duplicate(entry["body_hash"])
         if is_admitted:
-            self._admitted.append(entry["time"])
+            # The admission time, which is later than the arrival when padded.
+            self._admitted.append(time.time())
         if self._file is not None:
             self._file.write(orjson.dumps(entry) + b"\n")
 

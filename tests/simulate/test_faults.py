@@ -148,6 +148,32 @@ def test_status_faults(simulator, fault, status, content_type):
     assert simulator.stats()["by_fault"] == {fault: 1}
 
 
+@pytest.mark.parametrize(
+    ("marker", "status"),
+    [
+        ("500", 500),
+        ("502", 502),
+        ("503", 503),
+        ("429", 429),
+        ("drop", None),
+        ("truncate", 200),
+        ("hang 50ms", None),
+        ("length", 200),
+        ("content_filter", 200),
+        ("empty", 200),
+    ],
+)
+def test_log_records_each_fault(simulator, marker, status):
+    raw_post(simulator, CHAT, chat_body(f"[[sim:{marker}]]"))
+    fault = marker.split()[0]
+    [entry] = simulator.log()
+    stats = simulator.stats()
+    assert entry["fault"] == fault
+    assert entry["status"] == status
+    assert stats["by_fault"] == {fault: 1}
+    assert stats["by_status"] == {str(status) if status else "none": 1}
+
+
 def test_fault_429_has_retry_after_and_is_not_counted(simulator_factory):
     server = simulator_factory(rpm=5)
     reply = raw_post(server, CHAT, chat_body("[[sim:429]]"))

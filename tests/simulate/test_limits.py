@@ -151,6 +151,13 @@ def test_over_cap_pads_until_room(simulator_factory):
     assert server.stats()["padded"] == 1
 
 
+def test_pad_mode_still_rejects_too_large(simulator_factory):
+    server = simulator_factory(tpm=50, over_cap="pad")
+    reply = raw_post(server, "/v1/chat/completions", chat_body("hi", max_tokens=100))
+    assert reply.status == 429
+    assert "too large" in json.loads(reply.body)["error"]["message"]
+
+
 def test_stats_windows(simulator_factory):
     server = simulator_factory()
     with openai_client(server) as client:
