@@ -93,7 +93,6 @@ class PostgresTarget:
         self.identity = postgres_identity(url, self.table)
         self._upsert = upsert_sql(shape, self.table)
         self._connection: psycopg.Connection[Any] | None = None
-        self._has_staging = False
 
     def _redact(self, error: BaseException) -> str:
         return redact(str(error).strip(), self._secrets)
@@ -102,8 +101,12 @@ class PostgresTarget:
         if self._connection is not None and not self._connection.closed:
             return self._connection
         try:
+            # No server-side prepared statements, which a transaction-mode
+            # pooler (Supabase's port 6543) cannot keep between transactions.
             connection = psycopg.connect(
-                self._url, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                self._url,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                prepare_threshold=None,
             )
         except psycopg.Error as error:
             raise TransientLoadError(
@@ -111,7 +114,6 @@ class PostgresTarget:
                 f"the URL in ${self.url_env}"
             ) from None
         self._connection = connection
-        self._has_staging = False
         return connection
 
     def open(self, statements: list[str] | None) -> None:
@@ -162,26 +164,19 @@ class PostgresTarget:
                 f"{self.job.path}` and add the missing columns"
             )
 
-    def _create_staging(self, connection: psycopg.Connection[Any]) -> None:
-        if self._has_staging:
-            return
-        connection.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS "  # type: ignore[arg-type]
-            f"AS SELECT {_list(self.shape.columns)} FROM {quote_table(self.table)} "
-            "WITH NO DATA"
-        )
-        connection.commit()
-        self._has_staging = True
-
     def write(self, rows: list[tuple[Any, ...]]) -> ChunkWrite:
         """Upsert `rows` in one transaction and return the inserted/updated counts."""
+        columns = _list(self.shape.columns)
         try:
             connection = self._connect()
-            self._create_staging(connection)
             with connection.cursor() as cursor:
-                copy_sql = (
-                    f"COPY {STAGING_TABLE} ({_list(self.shape.columns)}) FROM STDIN"
+                # Created and dropped inside the chunk's transaction, so it
+                # needs no session state between chunks.
+                cursor.execute(
+                    f"CREATE TEMP TABLE {STAGING_TABLE} ON COMMIT DROP AS "  # type: ignore[arg-type]
+                    f"SELECT {columns} FROM {quote_table(self.table)} WITH NO DATA"
                 )
+                copy_sql = f"COPY {STAGING_TABLE} ({columns}) FROM STDIN"
                 with cursor.copy(copy_sql) as copy:  # type: ignore[arg-type]
                     for row in rows:
                         copy.write_row(row)
