@@ -61,8 +61,9 @@ def write_report(job: Job, path: Path) -> Path:
             ).fetchall()
         except duckdb.CatalogException as error:
             raise AnalysisError(
-                f"{job.db_path}: the analysis views are missing or stale ({error}); "
-                f"run `batchkit prepare -j {job.path}` once to recreate them"
+                f"{job.db_path}: the analysis views are missing or out of date "
+                f"({error}); run `batchkit prepare -j {job.path}` once to recreate "
+                "them"
             ) from error
     page = render_page(status, figures, latency)
     path.parent.mkdir(parents=True, exist_ok=True)

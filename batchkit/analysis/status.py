@@ -15,8 +15,8 @@ from batchkit.job.model import Job
 from batchkit.store.analysis_views import TERMINAL_BATCH_STATUSES
 from batchkit.store.database import connect
 
-# A writer holds the database only for short transactions, so a few seconds
-# of retries are enough for a read-only open.
+# Writers keep the database locked only for short transactions, so a few
+# seconds of retries are enough for a read-only open.
 LOCK_WAIT_SECONDS = 10.0
 DEFAULT_WINDOW_MINUTES = 5.0
 TOP_ERRORS = 5
@@ -125,8 +125,9 @@ def read_status(
             batches = _read_batches(connection)
         except duckdb.CatalogException as error:
             raise AnalysisError(
-                f"{job.db_path}: the analysis views are missing or stale ({error}); "
-                f"run `batchkit prepare -j {job.path}` once to recreate them"
+                f"{job.db_path}: the analysis views are missing or out of date "
+                f"({error}); run `batchkit prepare -j {job.path}` once to recreate "
+                "them"
             ) from error
     return RunStatus(
         job=job.name,

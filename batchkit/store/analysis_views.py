@@ -114,11 +114,12 @@ def _uncounted_list() -> str:
 
 
 def _request_status() -> str:
-    # Exactly one status per current request, checked in this order:
-    # pending (no attempt of the current version), failed (attempts, none ok),
-    # rejected (the newest ok attempt fails the current rules), loaded (it
-    # passes and the load ledger contains that attempt), ok (it passes but is not
-    # loaded, or it has not been checked yet: is_unchecked).
+    # Each current request gets exactly one status, checked in this order:
+    # - pending: no attempt of the current version;
+    # - failed: attempts, but none is ok;
+    # - rejected: the newest ok attempt fails the stage's current rules;
+    # - loaded: it passes, and the load ledger contains that attempt;
+    # - ok: it passes but is not loaded, or is not checked yet (is_unchecked).
     return f"""
     CREATE OR REPLACE VIEW request_status AS
     WITH tried AS (

@@ -1,7 +1,7 @@
 """The views after a real execute run against the simulator on 127.0.0.1.
 
 Faults come from the simulator's prompt markers, so every request's fate is
-known in advance; the expected numbers are computed here from the Parquet
+known in advance. The expected numbers are computed here from the Parquet
 parts with pyarrow, not through the views.
 """
 
