@@ -1,13 +1,16 @@
 """offpeak_wait_seconds: discount windows, midnight, and price changes."""
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchkit.execute.offpeak import offpeak_wait_seconds
 from batchkit.job.loader import load_job
 from batchkit.job.model import Job
+from batchkit.job.prices import find_price, window_factor
 
 JOB = """
 [job]
@@ -189,3 +192,50 @@ def test_naive_time_rejected(tmp_path: Path) -> None:
     job = make_job(tmp_path, DEEPSEEK_LIKE)
     with pytest.raises(ValueError, match="time-zone-aware"):
         offpeak_wait_seconds(job, "reasoner", datetime(2025, 3, 1, 12, 0))
+
+
+MINUTE = timedelta(minutes=1)
+clock_times = st.times().map(lambda moment: moment.replace(second=0, microsecond=0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    start=clock_times,
+    end=clock_times,
+    factor=st.sampled_from([0.25, 0.5, 1.5]),
+    change_minutes=st.integers(min_value=1, max_value=3 * 24 * 60),
+    at_minutes=st.integers(min_value=0, max_value=2 * 24 * 60),
+)
+def test_wait_lands_on_first_discount(
+    tmp_path_factory: pytest.TempPathFactory,
+    start: time,
+    end: time,
+    factor: float,
+    change_minutes: int,
+    at_minutes: int,
+) -> None:
+    """Compare with a minute-by-minute scan over the next three days."""
+    change = utc("2025-03-01T00:00:00") + change_minutes * MINUTE
+    prices = f"""
+[[prices]]
+model = "reasoner"
+since = 2025-01-01
+output = 1.0
+windows = [{{ start = "{start:%H:%M}", end = "{end:%H:%M}", factor = {factor} }}]
+
+[[prices]]
+model = "reasoner"
+since = {change:%Y-%m-%dT%H:%M:%SZ}
+output = 1.0
+"""
+    job = make_job(tmp_path_factory.mktemp("property"), prices)
+    at = utc("2025-03-01T00:00:00") + at_minutes * MINUTE
+    expected = None
+    for step in range(4 * 24 * 60):
+        moment = at + step * MINUTE
+        entry = find_price(job.prices, "reasoner", moment)
+        assert entry is not None
+        if window_factor(entry, moment) < 1:
+            expected = step * 60.0
+            break
+    assert offpeak_wait_seconds(job, "reasoner", at) == expected

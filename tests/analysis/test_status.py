@@ -6,8 +6,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from batchkit.analysis.errors import AnalysisError
 from batchkit.analysis.status import read_status
 from batchkit.store.database import connect
 from tests.analysis.conftest import (
@@ -136,3 +138,13 @@ def test_status_waits_for_writer(tmp_path: Path) -> None:
     finally:
         writer.wait(timeout=30)
     assert status.totals.total == 8
+
+
+def test_missing_views_name_fix(tmp_path: Path) -> None:
+    run = build_analysis_run(tmp_path)
+    connection = duckdb.connect(str(run.job.db_path))
+    connection.execute("DROP VIEW progress")
+    connection.close()
+    with pytest.raises(AnalysisError, match="analysis views are missing") as raised:
+        read_status(run.job)
+    assert f"run `batchkit prepare -j {run.job.path}`" in str(raised.value)
