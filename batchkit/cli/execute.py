@@ -20,7 +20,7 @@ EXIT_INTERRUPTED = 130
 
 
 class Mode(StrEnum):
-    """How requests reach the provider."""
+    """The transport to the provider: chat completions or batch files."""
 
     stream = "stream"
     batch = "batch"

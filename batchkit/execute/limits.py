@@ -92,7 +92,7 @@ class RequestPacer:
             await asyncio.sleep(wait)
 
     def pause(self, seconds: float) -> None:
-        """Dispatch nothing for `seconds`, as a provider's retry header asks."""
+        """Dispatch nothing for `seconds`, as a provider's retry header requested."""
         self.paused_until = max(self.paused_until, self.clock() + seconds)
 
     def last_minute(self) -> int:

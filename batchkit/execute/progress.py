@@ -1,4 +1,4 @@
-"""What a stream run reports while it works, and the silent default reporter.
+"""Progress reports of a stream run, and the silent default reporter.
 
 The core never prints: the CLI passes a reporter that draws a progress bar or
 writes plain lines, and library callers get `SilentProgress` by default.

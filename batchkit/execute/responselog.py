@@ -8,7 +8,7 @@ every `compact_rows` rows or `compact_seconds` seconds and on close. A part is
 written under a `.parquet.tmp` name and renamed, so readers of
 `responses/*.parquet` never see half a file.
 
-A live log holds an exclusive `flock` on its WAL file, so `recover` in another
+A live log keeps an exclusive `flock` on its WAL file, so `recover` in another
 process leaves it alone. After a crash the lock is gone and `recover`
 compacts what the WAL holds, skipping rows already in the run's parts (the
 crash may have come between writing a part and emptying the WAL).

@@ -3,8 +3,8 @@
 One dispatcher task takes the next request (a due retry first, else the next
 pending one), waits for a concurrency slot, the request pacer and the token
 window, and starts an attempt task. Each attempt is appended to the response
-log before it counts as done; failed ones are retried after a backoff, or
-left for a later run when they are out of attempts.
+log before it counts as done. A failed attempt is retried after a backoff,
+unless the request is out of attempts, in which case a later run picks it up.
 
 The job database is opened only between requests (to read chunks of pending
 requests), never while requests are in flight by this code.
@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from batchkit.execute.budget import Budget, worst_case_cost
 from batchkit.execute.limits import (
@@ -125,7 +126,7 @@ class StreamRun:
         self.adaptive = AdaptiveLimits(self.pacer, self.tokens, self.gate)
         self.stop_reason: str | None = None
         self.stop_message: str | None = None
-        self.stop_error: ProviderError | None = None
+        self.stop_error: RunStoppingError | None = None
         # An unexpected error (the response log cannot be written, a bug):
         # the run stops and run_stream raises it once the rest is saved.
         self.fatal_error: BaseException | None = None
@@ -242,8 +243,8 @@ class StreamRun:
             self._chunks = iter_pending(
                 self.job, self.selection, chunk_size=self.settings.chunk_size
             )
-        # The read runs in a thread; shield it so that a stop waits for it to
-        # end before the iterator is closed, instead of closing it mid-read.
+        # The read runs in a thread. It is shielded, so a stop waits for the
+        # read to end and never closes the iterator in the middle of one.
         self._reading = asyncio.ensure_future(
             asyncio.to_thread(next, self._chunks, None)
         )
@@ -397,7 +398,7 @@ class StreamRun:
         error: ProviderError | None,
         started_at: datetime,
         latency_ms: float,
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         work.logged += 1
         record = base_record(
             work.request,

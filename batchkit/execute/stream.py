@@ -43,7 +43,7 @@ class StreamOptions:
 
 @dataclass(frozen=True)
 class DryRun:
-    """What a run would send: the count and the worst-case cost in USD."""
+    """A run's plan: pending count, worst-case cost and the spend so far, in USD."""
 
     pending: int
     max_cost_usd: float | None

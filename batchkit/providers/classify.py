@@ -41,26 +41,35 @@ def _error_fields(body: bytes) -> tuple[str | None, str]:
     return (str(code) if code else None), message
 
 
+def _error_class(status: int, code: str | None) -> type[ProviderError]:
+    if status == 429:
+        return RateLimitError
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 402:
+        return PaymentRequiredError
+    if status == 404:
+        return NotFoundError
+    if status >= 500 or status in _SERVER_STATUSES or status < 400:
+        return ServerError
+    if code in _CONTENT_FILTER_CODES:
+        return ContentFilterError
+    if code in _CONTEXT_LENGTH_CODES:
+        return ContextLengthError
+    return BadRequestError
+
+
 def classify_response(
     status: int, headers: Mapping[str, str], body: bytes
 ) -> ProviderError:
     """Return the error for a non-200 response; headers must be case-insensitive."""
     code, detail = _error_fields(body)
     message = f"HTTP {status}" + (f" ({code})" if code else "") + f": {detail}"
-    text = body.decode("utf-8", "replace")
-    fields = {"http_status": status, "body": text}
-    if status == 429:
-        return RateLimitError(message, retry_after=retry_delay(headers), **fields)
-    if status in (401, 403):
-        return AuthenticationError(message, **fields)
-    if status == 402:
-        return PaymentRequiredError(message, **fields)
-    if status == 404:
-        return NotFoundError(message, **fields)
-    if status >= 500 or status in _SERVER_STATUSES or status < 400:
-        return ServerError(message, retry_after=retry_delay(headers), **fields)
-    if code in _CONTENT_FILTER_CODES:
-        return ContentFilterError(message, **fields)
-    if code in _CONTEXT_LENGTH_CODES:
-        return ContextLengthError(message, **fields)
-    return BadRequestError(message, **fields)
+    error_class = _error_class(status, code)
+    retry_after = retry_delay(headers) if error_class.is_retryable else None
+    return error_class(
+        message,
+        http_status=status,
+        retry_after=retry_after,
+        body=body.decode("utf-8", "replace"),
+    )

@@ -1,4 +1,4 @@
-"""Where requests go and with which key.
+"""The endpoint of a job: its base URL and the API key sent with every request.
 
 The key is read from the environment variable the job file names, or from a
 git-ignored `.env` file beside the job file or in the working directory. It

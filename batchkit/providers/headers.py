@@ -49,7 +49,7 @@ def parse_duration(text: str) -> float | None:
 
 
 def parse_retry_after(text: str, now: datetime | None = None) -> float | None:
-    """Return the seconds a `Retry-After` value asks for (seconds or an HTTP date)."""
+    """Return the seconds of wait a `Retry-After` value (seconds or a date) requests."""
     seconds = parse_duration(text)
     if seconds is not None:
         return seconds
@@ -72,7 +72,7 @@ def retry_delay(headers: Mapping[str, str]) -> float | None:
 
     `retry-after-ms` wins, then `Retry-After`. Otherwise the reset time of the
     exhausted x-ratelimit limit is used (remaining = 0), or the later of the two
-    reset times when neither says it is exhausted. `headers` must look up
+    reset times when neither is reported as exhausted. `headers` must look up
     names case-insensitively, as httpx.Headers does.
     """
     value = _header(headers, "retry-after-ms")
