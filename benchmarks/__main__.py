@@ -4,7 +4,14 @@ import importlib
 import sys
 
 # Each module has `run() -> None`, which prints its figures beside the targets.
-MODULES: list[str] = ["prepare", "status", "load", "execute_batch", "simulator"]
+MODULES: list[str] = [
+    "prepare",
+    "status",
+    "load",
+    "execute_batch",
+    "simulator",
+    "execute",
+]
 
 
 def main(argv: list[str]) -> None:
