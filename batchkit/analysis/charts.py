@@ -141,22 +141,23 @@ def stacked_bar_chart(
     y_title: str,
     rows: Sequence[tuple[str, Any, float]],
     barmode: str = "stack",
-    bucket_seconds: float | None = None,
+    category_axis: bool = False,
 ) -> go.Figure:
     """Draw values per x by series, stacked or grouped; rows are (series, x, value).
 
-    With `bucket_seconds`, x is the start of a time bucket of that length.
+    With `category_axis`, every x value is a category, even one that looks
+    like a date.
     """
     figure = _figure(title, x_title, y_title)
     figure.update_layout(barmode=barmode)
+    if category_axis:
+        figure.update_xaxes(type="category")
     if not rows:
         return _add_empty_note(figure)
-    widths = {} if bucket_seconds is None else _time_bar(bucket_seconds)
     for series, points in sorted(_group(rows).items()):
         figure.add_bar(
             name=series,
             x=[point[0] for point in points],
             y=[point[1] for point in points],
-            **widths,
         )
     return figure

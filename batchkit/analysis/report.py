@@ -92,10 +92,13 @@ def build_figures(connection: duckdb.DuckDBPyConnection, job: Job) -> list[go.Fi
             "Cost by day (USD, UTC days)",
             "day",
             "USD",
+            # Days as text, so that plotly draws one category per day instead
+            # of a time axis with hours.
             connection.execute(
-                "SELECT stage, day, sum(cost_usd) FROM costs GROUP BY ALL ORDER BY day"
+                "SELECT stage, CAST(day AS VARCHAR) AS day, sum(cost_usd) FROM costs "
+                "GROUP BY ALL ORDER BY day"
             ).fetchall(),
-            bucket_seconds=86_400,
+            category_axis=True,
         ),
         charts.stacked_bar_chart(
             "Rejects by reason",
