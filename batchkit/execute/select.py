@@ -2,8 +2,9 @@
 
 A request is pending when its current version has no ok attempt, fewer
 counted attempts than its stage's `max_attempts`, and is not part of a live
-provider batch. Rate-limit answers (429) do not count against the limit,
-because the provider refused them before doing any work.
+provider batch. Rate-limit answers (429) and attempts cancelled by a second
+Ctrl-C do not count against the limit, because the provider did no work for
+them (the stream runner counts the same way).
 
 `iter_pending` first copies the pending rows, sorted by custom_id, into a
 Parquet snapshot with one short DuckDB connection, then reads it a chunk at a
@@ -90,7 +91,7 @@ def pending_sql(job: Job, selection: Selection) -> str:
         SELECT custom_id, request_hash,
                count(*) AS logged_attempts,
                count(*) FILTER (
-                   WHERE coalesce(error_type, '') <> 'rate_limit'
+                   WHERE coalesce(error_type, '') NOT IN ('rate_limit', 'cancelled')
                ) AS attempts,
                bool_or(status = 'ok') AS has_ok,
                arg_max(status, (finished_at, attempt_id)) AS latest_status

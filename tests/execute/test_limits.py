@@ -14,7 +14,7 @@ from batchkit.execute.limits import (
 
 
 class FakeClock:
-    """A monotonic clock that moves only when the test says so."""
+    """A monotonic clock that advances only when the test moves it."""
 
     def __init__(self) -> None:
         self.now = 1_000.0
@@ -63,7 +63,7 @@ def _max_in_window(times: list[float], seconds: float) -> int:
     ],
 )
 def test_pacer_holds_and_uses_the_cap(rpm: int, jitter: float) -> None:
-    # `jitter` is how late the event loop wakes up, at most; a loop late by
+    # `jitter` is the most the event loop wakes up late. A loop late by
     # more than one dispatch interval loses that slot.
     times = _dispatch_greedily(rpm, 180.0, jitter)
     assert _max_in_window(times, 60.0) <= rpm

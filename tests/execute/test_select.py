@@ -112,8 +112,9 @@ def test_failed_attempts_count_to_the_limit(job: Job) -> None:
     assert "doc:0002" not in pending
 
 
-def test_rate_limited_attempts_do_not_count(job: Job) -> None:
-    _log(job, *[("doc:0003", "failed", "rate_limit")] * 4)
+@pytest.mark.parametrize("error_type", ["rate_limit", "cancelled"])
+def test_uncounted_attempts(job: Job, error_type: str) -> None:
+    _log(job, *[("doc:0003", "failed", error_type)] * 4)
     pending = {request.custom_id: request for request in _pending(job)}
     assert pending["doc:0003"].attempts == 0
     assert pending["doc:0003"].logged_attempts == 4
