@@ -1,7 +1,8 @@
 """The data behind `batchkit status`: progress, spend, rate, errors, live batches.
 
 Everything is read through a read-only connection, so status works while
-execute runs and never writes to the job database.
+execute runs and never writes to the job database. Attempts that execute has
+not compacted into Parquet yet are read from its write-ahead log.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 import duckdb
 
 from batchkit.analysis.errors import AnalysisError
+from batchkit.analysis.live import include_wal
 from batchkit.job.model import Job
 from batchkit.store.analysis_views import TERMINAL_BATCH_STATUSES
 from batchkit.store.database import connect
@@ -73,6 +75,7 @@ class RunStatus:
     last_finished_at: datetime | None
     errors: list[ErrorCount] = field(default_factory=list)
     batches: list[LiveBatch] = field(default_factory=list)
+    uncompacted_attempts: int = 0  # read from execute's write-ahead log
 
     @property
     def rate_per_minute(self) -> float:
@@ -119,6 +122,7 @@ def read_status(
     since = now - timedelta(minutes=window_minutes)
     with connect(job, read_only=True, wait=lock_wait) as connection:
         try:
+            uncompacted = include_wal(connection, job)
             stages = _read_stages(connection, job)
             recent, last = _read_recent(connection, since, now)
             errors = _read_errors(connection, since, now)
@@ -139,6 +143,7 @@ def read_status(
         last_finished_at=last,
         errors=errors,
         batches=batches,
+        uncompacted_attempts=uncompacted,
     )
 
 

@@ -83,6 +83,12 @@ def _print_status(run: RunStatus) -> None:
     stdout.print(table)
     stdout.print(_spend_line(run), highlight=False)
     stdout.print(_rate_line(run), highlight=False)
+    if run.uncompacted_attempts:
+        stdout.print(
+            f"{run.uncompacted_attempts:,} attempts were read from execute's "
+            "write-ahead log (not in Parquet yet).",
+            highlight=False,
+        )
     if run.totals.unchecked:
         stdout.print(
             f"{run.totals.unchecked:,} ok results are not checked yet; "
