@@ -13,6 +13,7 @@ stays flat however many rows are pending.
 """
 
 import logging
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -212,6 +213,24 @@ def write_snapshot(job: Job, selection: Selection, path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # a process of another user has that id
+    return True
+
+
+def remove_stale_snapshots(folder: Path) -> None:
+    """Delete the snapshots of processes that ended without removing them (kill -9)."""
+    for path in folder.glob("pending-*.parquet"):
+        owner = path.name.split("-")[1]
+        if owner.isdigit() and not _is_running(int(owner)):
+            path.unlink(missing_ok=True)
+
+
 def iter_pending(
     job: Job, selection: Selection, chunk_size: int = 1000
 ) -> Iterator[list[PendingRequest]]:
@@ -222,7 +241,8 @@ def iter_pending(
     """
     folder = job.run_dir / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"pending-{secrets.token_hex(4)}.parquet"
+    remove_stale_snapshots(folder)
+    path = folder / f"pending-{os.getpid()}-{secrets.token_hex(4)}.parquet"
     try:
         write_snapshot(job, selection, path)
         snapshot = pq.ParquetFile(path)
