@@ -87,6 +87,24 @@ def write_part(rows: list[dict[str, Any]], path: Path) -> None:
     temporary.replace(path)
 
 
+def _open_locked(path: Path) -> IO[bytes]:
+    """Open `path` for appending and lock it, as the file that is at `path`.
+
+    `recover` in another process may lock and delete a WAL file between our
+    open and our lock, so the lock counts only if the path still names the
+    file we opened.
+    """
+    while True:
+        handle = open(path, "ab")  # noqa: SIM115
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+
+
 class ResponseLog:
     """The append-only log of one run's attempts: a WAL plus Parquet parts."""
 
@@ -109,8 +127,7 @@ class ResponseLog:
         job.wal_dir.mkdir(parents=True, exist_ok=True)
         self.wal_path = job.wal_dir / f"{run_id}.jsonl"
         self._sequence = _next_sequence(job.responses_dir, run_id)
-        self._file: IO[bytes] | None = open(self.wal_path, "ab")  # noqa: SIM115
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._file: IO[bytes] | None = _open_locked(self.wal_path)
 
     def __enter__(self) -> "ResponseLog":
         return self
