@@ -1,8 +1,8 @@
 """A small prepared job and a simulator on 127.0.0.1 for the batch runner tests.
 
-The simulator runs in a thread of the test process (batchkit.simulate.server)
-with a fresh state per test. Tests read its files and batches through its own
-OpenAI-style HTTP API.
+The simulator runs in a thread of the test process, a new one per test
+(`simulator_factory` of tests/fixtures/simulator.py). Tests read its files
+and batches through its own OpenAI-style HTTP API.
 """
 
 import csv
@@ -26,8 +26,9 @@ from batchkit.job.loader import load_job
 from batchkit.job.model import Job
 from batchkit.prepare.run import prepare_job
 from batchkit.providers.endpoint import resolve_endpoint
-from batchkit.simulate.server import SimulatorHandle, run_in_thread
+from batchkit.simulate.server import SimulatorHandle
 from batchkit.store.database import connect
+from tests.fixtures.simulator import SimulatorFactory
 
 KEY_ENV = "BATCHKIT_BATCH_TEST_KEY"
 MODEL = "gpt-4o-mini"
@@ -77,10 +78,12 @@ batch_factor = 0.5
 
 
 @pytest.fixture
-def simulator() -> Iterator[SimulatorHandle]:
-    """A simulator that runs batches at 2,000 lines per second."""
-    with run_in_thread(seed=7, batch_lines_per_second=2000.0) as handle:
-        yield handle
+def batch_simulator(simulator_factory: SimulatorFactory) -> SimulatorHandle:
+    """A simulator of this test only, so its batch and file lists start empty.
+
+    It runs batches at 2,000 lines per second.
+    """
+    return simulator_factory(seed=7, batch_lines_per_second=2000.0)
 
 
 @dataclass
@@ -211,7 +214,7 @@ def write_products(path: Path, count: int, long_item: int | None = None) -> None
 
 @pytest.fixture
 def make_env(
-    tmp_path: Path, simulator: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, batch_simulator: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., BatchEnv]:
     """Return a factory of prepared jobs against the test's simulator."""
     monkeypatch.setenv(KEY_ENV, "sk-simulator")
@@ -235,7 +238,7 @@ def make_env(
         )
         (folder / "job.toml").write_text(
             JOB_TOML.format(
-                base_url=simulator.base_url,
+                base_url=batch_simulator.base_url,
                 key_env=KEY_ENV,
                 model=MODEL,
                 max_lines=max_lines,
@@ -247,7 +250,7 @@ def make_env(
         )
         job = load_job(folder / "job.toml")
         prepare_job(job, write_files=False)
-        return BatchEnv(job, simulator)
+        return BatchEnv(job, batch_simulator)
 
     return make
 

@@ -53,9 +53,9 @@ def test_cli_batch_without_batch_api(make_env, server_without_batches):
     assert "use --mode stream" in done.stderr
 
 
-def test_cli_killed_while_waiting_only_polls(make_env, simulator):
+def test_cli_killed_while_waiting_only_polls(make_env, batch_simulator):
     env = make_env(4)
-    simulator.configure(batch_lines_per_second=2.0)
+    batch_simulator.configure(batch_lines_per_second=2.0)
     command = [sys.executable, "-m", "batchkit.cli.main", "execute"]
     command += ["-j", str(env.job.path), "--mode", "batch", "--wait"]
     process = subprocess.Popen(
@@ -74,7 +74,7 @@ def test_cli_killed_while_waiting_only_polls(make_env, simulator):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    simulator.configure(batch_lines_per_second=2000.0)
+    batch_simulator.configure(batch_lines_per_second=2000.0)
 
     summary = env.run(wait=True)
 

@@ -93,12 +93,12 @@ def test_completed_with_only_error_file(make_env):
     assert summary.failed == 4
 
 
-def test_token_limit_failure_is_resubmitted(make_env, simulator):
+def test_token_limit_failure_is_resubmitted(make_env, batch_simulator):
     env = make_env(10, max_lines=5)
     # Each line enqueues about 420 tokens, so one file of 5 fits and two do
     # not. The first batch runs slowly, so it is still live when the second
     # one is validated.
-    simulator.configure(batch_token_limit=3000)
+    batch_simulator.configure(batch_token_limit=3000)
 
     def slow_first(batch_file):
         return {"sim_lines_per_second": "8"} if batch_file.path.name < "00002" else {}
