@@ -1,4 +1,4 @@
-"""Generated answers: language, length, headings and reasoning."""
+"""Generated text: language, length, headings and reasoning."""
 
 import random
 

@@ -174,7 +174,7 @@ def test_log_records_each_fault(simulator, marker, status):
     assert stats["by_status"] == {str(status) if status else "none": 1}
 
 
-def test_fault_429_has_retry_after_and_is_not_counted(simulator_factory):
+def test_fault_429_not_counted(simulator_factory):
     server = simulator_factory(rpm=5)
     reply = raw_post(server, CHAT, chat_body("[[sim:429]]"))
     assert reply.status == 429
@@ -251,8 +251,8 @@ def test_pad_forever_never_sends_body(simulator_factory):
 
 
 def test_pad_forever_setting_with_pad_rate(simulator_factory):
-    # A read timeout never fires here, since every blank line resets it; only
-    # a deadline on the whole request ends it, as the raw client's does.
+    # A read timeout never fires here, because every blank line resets it.
+    # Only a deadline on the whole request ends it, as the raw client's does.
     server = simulator_factory(pad_rate=1.0, pad_forever=True, pad_interval=0.05)
     reply = raw_post(server, CHAT, chat_body("Hi"), timeout=0.5)
     assert reply.is_timed_out
