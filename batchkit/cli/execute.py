@@ -160,6 +160,21 @@ def _report(summary: StreamSummary, job: Job, quiet: bool) -> None:
         sys.exit(1)
 
 
+def _warn_ignored(stream_only: dict[str, object]) -> None:
+    for name, value in stream_only.items():
+        if value is not None:
+            stderr.print(f"warning: {name} applies to --mode stream; ignored")
+
+
+def _reject_batch_flags(flags: dict[str, bool]) -> None:
+    for name, is_set in flags.items():
+        if is_set:
+            raise typer.BadParameter(
+                f"{name} applies to provider batches; add --mode batch",
+                param_hint=name,
+            )
+
+
 def execute(
     job_path: JobOption = DEFAULT_JOB,
     stage: Annotated[
@@ -286,8 +301,17 @@ def execute(
         )
         return
     if mode is Mode.batch:
+        stream_only = {
+            "--rpm": rpm,
+            "--tpm": tpm,
+            "--concurrency": concurrency,
+            "--max-cost": max_cost,
+            "--off-peak": off_peak or None,
+        }
+        _warn_ignored(stream_only)
         _run_batch(job, selection, base_url, poll, wait, cancel)
         return
+    _reject_batch_flags({"--poll": poll, "--wait": wait, "--cancel": cancel})
     options = StreamOptions(
         base_url=base_url,
         rpm=rpm,
