@@ -2,6 +2,7 @@
 
 import sys
 import time
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated
 
@@ -160,7 +161,7 @@ def _report(summary: StreamSummary, job: Job, quiet: bool) -> None:
         sys.exit(1)
 
 
-def _warn_ignored(stream_only: dict[str, object]) -> None:
+def _warn_ignored(stream_only: Mapping[str, object]) -> None:
     for name, value in stream_only.items():
         if value is not None:
             stderr.print(f"warning: {name} applies to --mode stream; ignored")
