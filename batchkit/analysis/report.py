@@ -17,7 +17,8 @@ import plotly.io
 import plotly.offline
 
 from batchkit.analysis import charts
-from batchkit.analysis.errors import AnalysisError
+from batchkit.analysis.errors import missing_views_error
+from batchkit.analysis.live import include_wal
 from batchkit.analysis.status import (
     LOCK_WAIT_SECONDS,
     RunStatus,
@@ -55,16 +56,13 @@ def write_report(job: Job, path: Path) -> Path:
     status = read_status(job)
     with connect(job, read_only=True, wait=LOCK_WAIT_SECONDS) as connection:
         try:
+            include_wal(connection, job)
             figures = build_figures(connection, job)
             latency = connection.execute(
                 "SELECT stage, ok_attempts, p50_ms, p95_ms, p99_ms FROM latency"
             ).fetchall()
         except duckdb.CatalogException as error:
-            raise AnalysisError(
-                f"{job.db_path}: the analysis views are missing or out of date "
-                f"({error}); run `batchkit prepare -j {job.path}` once to recreate "
-                "them"
-            ) from error
+            raise missing_views_error(job.db_path, job.path, error) from error
     page = render_page(status, figures, latency)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from batchkit.analysis.errors import AnalysisError
+from batchkit.analysis.errors import missing_views_error
 from batchkit.analysis.live import include_wal
 from batchkit.job.model import Job
 from batchkit.store.analysis_views import TERMINAL_BATCH_STATUSES
@@ -128,11 +128,7 @@ def read_status(
             errors = _read_errors(connection, since, now)
             batches = _read_batches(connection)
         except duckdb.CatalogException as error:
-            raise AnalysisError(
-                f"{job.db_path}: the analysis views are missing or out of date "
-                f"({error}); run `batchkit prepare -j {job.path}` once to recreate "
-                "them"
-            ) from error
+            raise missing_views_error(job.db_path, job.path, error) from error
     return RunStatus(
         job=job.name,
         generated_at=now,
