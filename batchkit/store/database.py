@@ -54,6 +54,8 @@ def connect(
     job.run_dir.mkdir(parents=True, exist_ok=True)
     connection = _open(str(job.db_path), read_only, wait)
     try:
+        # DuckDB draws its own progress bar on stdout for long queries.
+        connection.execute("SET enable_progress_bar = false")
         if not read_only:
             initialise(connection, job)
         yield connection
