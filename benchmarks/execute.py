@@ -61,6 +61,12 @@ def _max_in_window(times: list[float], seconds: float) -> int:
     return most
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """Return the user plus system CPU time of process `pid` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run(job: Job, concurrency: int) -> tuple[float, float]:
     """Run stream mode; return the wall time and this process's CPU time."""
     wall = time.perf_counter()
@@ -124,12 +130,18 @@ def bench_uncapped(folder: Path) -> None:
             rpm=UNCAPPED_RPM,
             max_tokens=8,
         )
+        server_cpu = _process_cpu_seconds(simulator.pid)
         wall, cpu = _run(job, concurrency=64)
+        server_cpu = _process_cpu_seconds(simulator.pid) - server_cpu
     print(f"uncapped: {count:,} requests in {wall:.2f} s")
     print(
         f"  {count / wall:,.0f} requests/s (target >= {TARGET_PER_SECOND:,}); "
         f"client CPU {cpu / count * 1000:.3f} ms per request "
         f"(target <= {TARGET_CPU_MS} ms)"
+    )
+    print(
+        f"  simulator CPU {server_cpu / count * 1000:.3f} ms per request, "
+        f"{server_cpu / wall:.0%} of one core"
     )
 
 
