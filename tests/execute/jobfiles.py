@@ -51,6 +51,7 @@ since = 2025-01-01
 input_miss = 1.0
 input_hit = 0.1
 output = 2.0
+{windows_line}
 """
 
 
@@ -68,6 +69,7 @@ def write_job(
     max_tokens: int = 1000,
     key_env: str = KEY_ENV,
     model: str = "deepseek-chat",
+    windows: str | None = None,
 ) -> Path:
     """Write job.toml and prompts.csv, one item per prompt, into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,7 @@ def write_job(
         base_url=base_url,
         key_env=key_env,
         model=model,
+        windows_line=f"windows = {windows}" if windows else "",
         rpm=rpm,
         concurrency=concurrency,
         read_timeout=read_timeout,
