@@ -448,17 +448,7 @@ class StreamRun:
             self.stop("provider", f"{custom_id}: {error.error_type}: {error}")
             return
         if isinstance(error, RateLimitError):
-            work.rate_limited += 1
-            if self.adaptive.on_rate_limited():
-                logger.info(
-                    "429 from the provider: caps lowered to %.0f%% (%s in flight max)",
-                    self.adaptive.factor * 100,
-                    self.gate.limit,
-                )
-            if error.retry_after:
-                self.pacer.pause(error.retry_after)
-                self.waiting_until = time.monotonic() + error.retry_after
-                self.waiting_reason = "rate limit reset"
+            self._on_rate_limited(work, error)
         if self.stop_reason is None and should_retry(
             error, work.counted, work.attempt_limit, work.rate_limited
         ):
@@ -472,6 +462,20 @@ class StreamRun:
             error.error_type,
             redact(str(error), self.endpoint.api_key),
         )
+
+    def _on_rate_limited(self, work: Work, error: RateLimitError) -> None:
+        work.rate_limited += 1
+        if self.adaptive.on_rate_limited():
+            logger.info(
+                "429 from the provider: caps lowered to %.0f%% (%s in flight max)",
+                self.adaptive.factor * 100,
+                self.gate.limit,
+            )
+        if error.retry_after:
+            # The header's wait applies to every request, not only this one.
+            self.pacer.pause(error.retry_after)
+            self.waiting_until = time.monotonic() + error.retry_after
+            self.waiting_reason = "rate limit reset"
 
     def _schedule_retry(self, work: Work, error: ProviderError) -> None:
         policy = self.settings.retry

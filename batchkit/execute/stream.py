@@ -148,6 +148,81 @@ def _stop_error(error: RunStoppingError, endpoint: Endpoint) -> RunStoppingError
     )
 
 
+def _check_prices(job: Job, selection: Selection) -> None:
+    stages = selection.stages or list(job.stage_names)
+    models = {job.stage(name).model for name in stages}
+    check_budget_prices(job, models, datetime.now(UTC))
+
+
+def _summarise(
+    runner: StreamRun, plan: DryRun, log_path: Path, began: float, recovered: int
+) -> StreamSummary:
+    return StreamSummary(
+        run_id=runner.log.run_id,
+        log_path=log_path,
+        selected=plan.pending,
+        ok=runner.counts.ok,
+        failed=runner.counts.failed,
+        cancelled=runner.counts.cancelled,
+        attempts=runner.counts.attempts,
+        retries=runner.counts.retries,
+        spent_usd=runner.budget.spent,
+        spent_total_usd=runner.budget.total,
+        elapsed_seconds=time.monotonic() - began,
+        recovered=recovered,
+        stop_reason=runner.stop_reason,
+        stop_message=runner.stop_message,
+    )
+
+
+def _raise_stop_error(runner: StreamRun, job: Job, endpoint: Endpoint) -> None:
+    if isinstance(runner.fatal_error, OSError):
+        raise ExecuteError(
+            f"{job.responses_dir}: the response log could not be written "
+            f"({runner.fatal_error}); every attempt logged before is saved, so "
+            "fix the disk problem and rerun"
+        ) from runner.fatal_error
+    if runner.fatal_error is not None:
+        raise runner.fatal_error
+    if runner.stop_error is not None:
+        raise _stop_error(runner.stop_error, endpoint)
+
+
+def _execute(
+    job: Job,
+    selection: Selection,
+    settings: StreamSettings,
+    endpoint: Endpoint,
+    progress: ExecuteProgress | None,
+    log: ResponseLog,
+) -> tuple[StreamRun, DryRun]:
+    plan = plan_run(job, selection)
+    if settings.max_cost is not None:
+        _check_prices(job, selection)
+    logger.info(
+        "run %s: %s pending requests to %s; caps %s rpm, %s tpm, %s in flight",
+        log.run_id,
+        plan.pending,
+        endpoint.base_url,
+        settings.rpm,
+        settings.tpm,
+        settings.concurrency,
+    )
+    budget = Budget(settings.max_cost, plan.spent_usd)
+    runner = StreamRun(
+        job,
+        selection,
+        settings,
+        endpoint,
+        log,
+        total=plan.pending,
+        budget=budget,
+        progress=progress,
+    )
+    asyncio.run(runner.run())
+    return runner, plan
+
+
 def run_stream(
     job: Job,
     selection: Selection,
@@ -168,64 +243,15 @@ def run_stream(
     began = time.monotonic()
     with run_log(job, run_id) as log_path:
         recovered = recover(job)
-        plan = plan_run(job, selection)
-        if settings.max_cost is not None:
-            stages = selection.stages or list(job.stage_names)
-            models = {job.stage(name).model for name in stages}
-            check_budget_prices(job, models, datetime.now(UTC))
-        logger.info(
-            "run %s: %s pending requests to %s; caps %s rpm, %s tpm, %s in flight",
-            run_id,
-            plan.pending,
-            endpoint.base_url,
-            settings.rpm,
-            settings.tpm,
-            settings.concurrency,
-        )
-        budget = Budget(settings.max_cost, plan.spent_usd)
         with ResponseLog(
             job,
             run_id,
             compact_rows=settings.compact_rows,
             compact_seconds=settings.compact_seconds,
         ) as log:
-            runner = StreamRun(
-                job,
-                selection,
-                settings,
-                endpoint,
-                log,
-                total=plan.pending,
-                budget=budget,
-                progress=progress,
-            )
-            asyncio.run(runner.run())
-        summary = StreamSummary(
-            run_id=run_id,
-            log_path=log_path,
-            selected=plan.pending,
-            ok=runner.counts.ok,
-            failed=runner.counts.failed,
-            cancelled=runner.counts.cancelled,
-            attempts=runner.counts.attempts,
-            retries=runner.counts.retries,
-            spent_usd=budget.spent,
-            spent_total_usd=budget.total,
-            elapsed_seconds=time.monotonic() - began,
-            recovered=recovered,
-            stop_reason=runner.stop_reason,
-            stop_message=runner.stop_message,
-        )
+            runner, plan = _execute(job, selection, settings, endpoint, progress, log)
+        summary = _summarise(runner, plan, log_path, began, recovered)
         for line in summary.lines():
             logger.info("%s", line)
-    if isinstance(runner.fatal_error, OSError):
-        raise ExecuteError(
-            f"{job.responses_dir}: the response log could not be written "
-            f"({runner.fatal_error}); every attempt logged before is saved, so "
-            "fix the disk problem and rerun"
-        ) from runner.fatal_error
-    if runner.fatal_error is not None:
-        raise runner.fatal_error
-    if runner.stop_error is not None:
-        raise _stop_error(runner.stop_error, endpoint)
+    _raise_stop_error(runner, job, endpoint)
     return summary
