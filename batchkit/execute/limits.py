@@ -19,7 +19,10 @@ from collections.abc import Callable
 
 RATE_HEADROOM = 0.99  # share of the cap the pacer aims at
 SECOND_SHARE = 1.10  # most of R/60 allowed in any one second
-CATCH_UP_SECONDS = 0.05  # how far a late dispatcher may catch up
+# How far behind its schedule the pacer may fall and still catch up. A busy
+# event loop wakes up tens of milliseconds late, which at 6,000/min is
+# several dispatch intervals; the guard windows bound the catch-up burst.
+CATCH_UP_SECONDS = 0.25
 MIN_FACTOR = 0.05  # AIMD never lowers a cap below this share of it
 # The guard windows are a little longer than 60 s and 1 s, so that requests
 # that arrive a few milliseconds apart from when they left still fit the
@@ -50,7 +53,15 @@ class RequestPacer:
     def _limits(self) -> tuple[int, int]:
         rpm = self.rpm
         per_minute = max(1, math.floor(rpm))
-        per_second = max(1, math.floor(rpm / 60 * SECOND_SHARE))
+        # NOTE: between 60 and about 110 per minute, 110 % of R/60 rounds
+        # down to 1 per second, which would hold the rate near 60/min. The
+        # guard then allows the rounded-up share instead, so the rate can
+        # reach R, and a second may see 2 requests.
+        per_second = max(
+            1,
+            math.floor(rpm / 60 * SECOND_SHARE),
+            math.ceil(rpm / 60 * RATE_HEADROOM),
+        )
         return per_minute, per_second
 
     def _forget(self, now: float) -> None:
@@ -73,10 +84,10 @@ class RequestPacer:
     def record(self, now: float) -> None:
         """Count one dispatch at `now` and schedule the next slot."""
         interval = 60.0 / (self.rpm * RATE_HEADROOM)
-        # A dispatch a little late keeps the schedule (the next one comes
+        # A dispatch a little late keeps the schedule (the next ones come
         # sooner); one later than that, or the first, starts a new schedule.
         late = now - self._next_at
-        start = self._next_at if late <= min(CATCH_UP_SECONDS, interval) else now
+        start = self._next_at if late <= CATCH_UP_SECONDS else now
         self._next_at = start + interval
         self._minute.append(now)
         self._second.append(now)
