@@ -11,7 +11,7 @@ import pytest
 
 from batchkit.cli import common
 from batchkit.cli.main import app, main
-from tests.analysis.conftest import AnalysisRun, write_job
+from tests.analysis.runs import AnalysisRun, write_job
 
 ANALYSIS_COMMANDS = ("status", "sql", "report")
 

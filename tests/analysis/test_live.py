@@ -6,7 +6,7 @@ import duckdb
 
 from batchkit.analysis.status import read_status
 from batchkit.execute.responselog import ResponseLog, new_run_id
-from tests.analysis.conftest import AnalysisRun, build_analysis_run
+from tests.analysis.runs import AnalysisRun, build_analysis_run
 
 
 def wal_rows(run: AnalysisRun) -> list[dict]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batchkit.analysis.report import write_report
-from tests.analysis.conftest import AnalysisRun, prepare_run, write_job
+from tests.analysis.runs import AnalysisRun, prepare_run, write_job
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that keep Chromium off the network and away from the user's profile.

@@ -12,7 +12,7 @@ import pytest
 from batchkit.analysis.errors import AnalysisError
 from batchkit.analysis.status import read_status
 from batchkit.store.database import connect
-from tests.analysis.conftest import (
+from tests.analysis.runs import (
     AnalysisRun,
     build_analysis_run,
     insert_row,

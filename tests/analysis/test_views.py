@@ -11,7 +11,7 @@ from batchkit.execute import retry
 from batchkit.job.prices import attempt_cost
 from batchkit.store.analysis_views import UNCOUNTED_ERRORS
 from batchkit.store.database import connect
-from tests.analysis.conftest import (
+from tests.analysis.runs import (
     JOB_TOML,
     AnalysisRun,
     build_analysis_run,
