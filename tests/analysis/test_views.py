@@ -7,9 +7,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from batchkit.execute import retry
+from batchkit.execute import retry, select
 from batchkit.job.prices import attempt_cost
-from batchkit.store.analysis_views import UNCOUNTED_ERRORS
+from batchkit.store.analysis_views import TERMINAL_BATCH_STATUSES, UNCOUNTED_ERRORS
 from batchkit.store.database import connect
 from tests.analysis.runs import (
     JOB_TOML,
@@ -84,6 +84,10 @@ def test_rate_limits_not_counted(analysis_run: AnalysisRun) -> None:
 
 def test_uncounted_errors_match_execute() -> None:
     assert set(UNCOUNTED_ERRORS) == set(retry.UNCOUNTED_ERRORS)
+
+
+def test_terminal_batch_statuses_match_execute() -> None:
+    assert set(TERMINAL_BATCH_STATUSES) == set(select.TERMINAL_BATCH_STATES)
 
 
 def test_rejects_unnests_reasons(analysis_run: AnalysisRun) -> None:
