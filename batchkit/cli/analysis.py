@@ -2,6 +2,7 @@
 
 from enum import StrEnum
 from pathlib import Path
+from time import sleep
 from typing import Annotated
 
 import orjson
@@ -50,20 +51,34 @@ def status(
             help="Minutes of recent attempts that set the rate and the ETA.",
         ),
     ] = DEFAULT_WINDOW_MINUTES,
+    watch: Annotated[
+        float | None,
+        typer.Option(
+            "--watch",
+            min=1.0,
+            help="Print the status again every this many seconds until Ctrl-C.",
+        ),
+    ] = None,
 ) -> None:
     """Show progress per stage, spend against the estimate, rate, ETA and errors.
 
     Reads the job database without writing, so it works while execute runs.
     Example:
 
-        batchkit status -j jobs/productmind/job.toml
+        batchkit status -j jobs/productmind/job.toml --watch 10
     """
     job = load_job(job_path)
-    run = read_status(job, window_minutes=window)
-    if as_json:
-        stdout.out(orjson.dumps(run.to_dict(), option=orjson.OPT_INDENT_2).decode())
-        return
-    _print_status(run)
+    while True:
+        run = read_status(job, window_minutes=window)
+        if as_json:
+            stdout.out(orjson.dumps(run.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        else:
+            if watch is not None and stdout.is_terminal:
+                stdout.clear()
+            _print_status(run)
+        if watch is None:
+            return
+        sleep(watch)
 
 
 def _print_status(run: RunStatus) -> None:

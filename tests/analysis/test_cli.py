@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from batchkit.cli import analysis as analysis_cli
 from batchkit.cli import common
 from batchkit.cli.main import app, main
 from tests.analysis.runs import AnalysisRun, write_job
@@ -217,3 +218,22 @@ def test_status_executable(analysis_run: AnalysisRun) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "requests by status" in result.stdout
+
+
+def test_status_watch_repeats(analysis_run: AnalysisRun, capsys, monkeypatch) -> None:
+    pauses = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises
+
+    monkeypatch.setattr(analysis_cli, "sleep", sleep)
+    code, out, _ = run_cli(
+        ["status", "-j", str(analysis_run.job.path), "--watch", "5"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 130
+    assert pauses == [5.0, 5.0]
+    assert out.count("requests by status") == 2
