@@ -31,6 +31,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_NAMES = {
     "requests",
     "request_versions",
+    "request_status",
+    "attempt_costs",
+    "retry_distribution",
+    "throughput",
+    "estimate_vs_actual",
     "attempts",
     "results",
     "valid_results",
@@ -49,6 +54,8 @@ RESERVED_NAMES = {
     "batch_requests",
     "load_ledger",
     "batchkit_meta",
+    "current_items",
+    "raw_items",
 }
 INPUT_FORMATS = {
     ".csv": "csv",

@@ -1,5 +1,6 @@
 """Output line → response log → DuckDB keeps any text unchanged."""
 
+import uuid
 from dataclasses import replace
 
 import orjson
@@ -38,7 +39,7 @@ def test_output_text_survives_response_log(env, content, reasoning):
     body["choices"][0]["message"]["reasoning_content"] = reasoning
     output = env.job.run_dir / "output.jsonl"
     output.write_bytes(orjson.dumps(_line("doc:p001", body=body)) + b"\n")
-    run_id = f"prop{len(list(env.job.responses_dir.glob('*.parquet'))):06d}"
+    run_id = f"prop-{uuid.uuid4().hex}"
 
     batch = replace(_batch(), run_id=run_id)
     requests = {"doc:p001": _request("doc:p001")}
