@@ -31,11 +31,10 @@ def _root(
     common.load_dotenv_file()
 
 
-def _register_commands() -> None:
-    # Each phase's module adds its own commands; a missing module is a bug.
+def _register_commands(arguments: list[str] | None = None) -> None:
     from batchkit.cli import commands
 
-    commands.register(app)
+    commands.register(app, arguments)
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
     typer's standalone mode handles usage errors (exit 2) and Ctrl-C (exit 130
     where the command does not handle it itself).
     """
-    _register_commands()
+    _register_commands(sys.argv[1:])
     try:
         app()
     except BatchkitError as error:

@@ -33,7 +33,6 @@ from batchkit.load.rows import (
 from batchkit.load.targets import Target, find_secret
 from batchkit.load.targets.parquet import export_path, write_export
 from batchkit.load.targets.postgres import PostgresTarget
-from batchkit.load.targets.rest import RestTarget
 from batchkit.load.validate import refresh_verdicts
 from batchkit.store.database import connect
 
@@ -119,6 +118,9 @@ def build_target(job: Job, kind: TargetKind, shape: RowShape) -> Target | None:
     if kind == "rest":
         url = _require(job, spec.supabase_url_env, "the Supabase project URL")
         key = _require(job, spec.supabase_key_env, "the Supabase service key")
+        # supabase-py takes a quarter of a second to import; only REST needs it.
+        from batchkit.load.targets.rest import RestTarget
+
         return RestTarget(job, shape, url, key, spec.supabase_key_env)
     return None
 
