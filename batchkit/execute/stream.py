@@ -9,6 +9,7 @@ from pathlib import Path
 
 from batchkit.execute.budget import Budget, check_budget_prices
 from batchkit.execute.errors import ExecuteError
+from batchkit.execute.lock import execute_lock
 from batchkit.execute.progress import ExecuteProgress
 from batchkit.execute.responselog import ResponseLog, new_run_id, recover
 from batchkit.execute.retry import RetryPolicy
@@ -241,7 +242,7 @@ def run_stream(
         _check_off_peak(job, selection)
     run_id = new_run_id()
     began = time.monotonic()
-    with run_log(job, run_id) as log_path:
+    with execute_lock(job), run_log(job, run_id) as log_path:
         recovered = recover(job)
         with ResponseLog(
             job,

@@ -24,6 +24,7 @@ from batchkit.execute.batch.recover import batch_lock, recover_orphans
 from batchkit.execute.batch.store import consecutive_failures
 from batchkit.execute.batch.submit import submit_pending
 from batchkit.execute.batch.summary import BatchSummary
+from batchkit.execute.lock import execute_lock
 from batchkit.execute.responselog import ResponseLog, new_run_id, recover
 from batchkit.execute.runlog import run_log
 from batchkit.execute.select import Selection
@@ -50,7 +51,7 @@ def execute_batch(
 ) -> BatchSummary:
     """Submit pending requests as provider batches, or poll, wait for or cancel them."""
     endpoint = resolve_endpoint(job, base_url)
-    with BatchClient(endpoint) as client:
+    with execute_lock(job), BatchClient(endpoint) as client:
         return run_batches(
             job,
             selection,
