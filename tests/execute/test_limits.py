@@ -59,12 +59,14 @@ def _max_in_window(times: list[float], seconds: float) -> int:
         (1_200, 0.02),
         (6_000, 0.0),
         (6_000, 0.002),
+        (6_000, 0.02),
         (60_000, 0.0),
+        (60_000, 0.002),
     ],
 )
 def test_pacer_holds_and_uses_the_cap(rpm: int, jitter: float) -> None:
-    # `jitter` is the most the event loop wakes up late. A loop late by
-    # more than one dispatch interval loses that slot.
+    # `jitter` is the most the event loop wakes up late, here up to two
+    # dispatch intervals at 6,000/min; the pacer must catch up.
     times = _dispatch_greedily(rpm, 180.0, jitter)
     assert _max_in_window(times, 60.0) <= rpm
     assert _max_in_window(times, 1.0) <= max(1, int(1.1 * rpm / 60))
@@ -197,3 +199,30 @@ def test_aimd_floor() -> None:
         limits.on_rate_limited()
     assert limits.factor == pytest.approx(0.05)
     assert limits.gate.limit == 1
+
+
+def test_aimd_ignores_rare_429s() -> None:
+    clock = FakeClock()
+    limits = _adaptive(clock)
+    for step in range(1_000):
+        clock.now += 0.01
+        if step % 50 == 49:  # 2 % of the responses
+            assert not limits.on_rate_limited()
+        else:
+            limits.on_success()
+    assert limits.factor == pytest.approx(1.0)
+    assert limits.gate.limit == 10
+
+
+def test_aimd_lowers_on_sustained_429s() -> None:
+    clock = FakeClock()
+    limits = _adaptive(clock)
+    lowered = False
+    for step in range(500):
+        clock.now += 0.01
+        if step % 4 == 0:  # 25 % of the responses
+            lowered = limits.on_rate_limited() or lowered
+        else:
+            limits.on_success()
+    assert lowered
+    assert limits.factor < 1.0
