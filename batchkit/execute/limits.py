@@ -203,10 +203,12 @@ class ConcurrencyGate:
 class AdaptiveLimits:
     """AIMD: sustained 429s lower the rate and concurrency caps; success restores them.
 
-    Each 429 after a quiet `cooldown` multiplies the caps by `decrease`, so a
-    burst of 429s from one overload counts once. Every `recover_after`
-    seconds without a 429, the caps grow by `increase` of their configured
-    value, up to that value.
+    A 429 lowers the caps (multiplies them by `decrease`) only when 429s make
+    up at least `min_share` of the responses of the last `window` seconds, and
+    at most once per `cooldown`, so a burst from one overload counts once and
+    a provider that answers an occasional random 429 does not throttle the
+    run. Every `recover_after` seconds in which the share stays below
+    `min_share`, the caps grow by `increase` of their configured value.
     """
 
     def __init__(
@@ -219,6 +221,8 @@ class AdaptiveLimits:
         increase: float = 0.05,
         cooldown: float = 2.0,
         recover_after: float = 5.0,
+        window: float = 10.0,
+        min_share: float = 0.1,
         clock: Clock = time.monotonic,
     ) -> None:
         self.pacer = pacer
@@ -228,32 +232,50 @@ class AdaptiveLimits:
         self.increase = increase
         self.cooldown = cooldown
         self.recover_after = recover_after
+        self.window = window
+        self.min_share = min_share
         self.clock = clock
         self.factor = 1.0
         self._last_decrease = -math.inf
         self._last_change = clock()
+        self._outcomes: deque[tuple[float, bool]] = deque()  # (time, was a 429)
+        self._limited = 0  # 429s in _outcomes
 
     def _apply(self) -> None:
         self.pacer.factor = self.factor
         self.tokens.factor = self.factor
         self.gate.set_limit(max(1, math.floor(self.gate.cap * self.factor)))
 
+    def _record(self, now: float, was_limited: bool) -> float:
+        """Add one response and return the 429 share of the window."""
+        self._outcomes.append((now, was_limited))
+        self._limited += was_limited
+        while self._outcomes and self._outcomes[0][0] < now - self.window:
+            _, old = self._outcomes.popleft()
+            self._limited -= old
+        return self._limited / len(self._outcomes)
+
     def on_rate_limited(self) -> bool:
-        """Lower the caps unless they were lowered within the cooldown; return if so."""
+        """Lower the caps when 429s are sustained and the cooldown has passed.
+
+        Returns True when the caps were lowered.
+        """
         now = self.clock()
-        self._last_change = now
-        if now - self._last_decrease < self.cooldown:
+        share = self._record(now, True)
+        if share < self.min_share or now - self._last_decrease < self.cooldown:
             return False
         self._last_decrease = now
+        self._last_change = now
         self.factor = max(MIN_FACTOR, self.factor * self.decrease)
         self._apply()
         return True
 
     def on_success(self) -> None:
-        """Raise the caps one step if no 429 came for `recover_after` seconds."""
-        if self.factor >= 1.0:
-            return
+        """Raise the caps one step if 429s stayed rare for `recover_after` seconds."""
         now = self.clock()
+        share = self._record(now, False)
+        if self.factor >= 1.0 or share >= self.min_share:
+            return
         if now - self._last_change < self.recover_after:
             return
         self._last_change = now
