@@ -38,6 +38,8 @@ from batchkit.execute.send import Reply, Sender
 from batchkit.job.model import Job
 from batchkit.providers.endpoint import Endpoint
 from batchkit.providers.errors import (
+    EndpointUnreachableError,
+    ProviderConnectionError,
     ProviderError,
     RateLimitError,
     RunStoppingError,
@@ -47,6 +49,9 @@ from batchkit.providers.protocol import request_body
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+# Connection failures before the run's first success that stop it: the base
+# URL is wrong or the server is down, and every request would fail alike.
+UNREACHABLE_AFTER = 20
 
 
 class CancelledAttemptError(ProviderError):
@@ -120,6 +125,7 @@ class StreamRun:
         self.budget = budget
         self.progress = progress or SilentProgress()
         self.counts = RunCounts()
+        self._connection_failures = 0  # before the run's first success
         self.pacer = RequestPacer(settings.rpm)
         self.tokens = TokenWindow(settings.tpm)
         self.gate = ConcurrencyGate(settings.concurrency)
@@ -449,6 +455,11 @@ class StreamRun:
             return
         if isinstance(error, RateLimitError):
             self._on_rate_limited(work, error)
+        if isinstance(error, ProviderConnectionError) and self.counts.ok == 0:
+            self._connection_failures += 1
+            if self._connection_failures >= UNREACHABLE_AFTER:
+                self._stop_unreachable(custom_id, error)
+                return
         if self.stop_reason is None and should_retry(
             error, work.counted, work.attempt_limit, work.rate_limited
         ):
@@ -462,6 +473,14 @@ class StreamRun:
             error.error_type,
             redact(str(error), self.endpoint.api_key),
         )
+
+    def _stop_unreachable(self, custom_id: str, error: ProviderError) -> None:
+        self.counts.failed += 1
+        self.stop_error = EndpointUnreachableError(
+            f"{self._connection_failures} connection attempts failed and none "
+            f"succeeded; the last one: {redact(str(error), self.endpoint.api_key)}"
+        )
+        self.stop("provider", f"{custom_id}: connection: {error}")
 
     def _on_rate_limited(self, work: Work, error: RateLimitError) -> None:
         work.rate_limited += 1

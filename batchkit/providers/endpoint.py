@@ -12,7 +12,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from batchkit.job.model import Job
-from batchkit.providers.errors import MissingAPIKeyError
+from batchkit.providers.errors import InvalidBaseURLError, MissingAPIKeyError
 
 BASE_URL_ENV = "BATCHKIT_BASE_URL"
 CHAT_COMPLETIONS_PATH = "/chat/completions"
@@ -59,9 +59,15 @@ def resolve_endpoint(job: Job, base_url: str | None = None) -> Endpoint:
     """Pick the base URL (argument, then $BATCHKIT_BASE_URL, then the job) and key.
 
     Raises MissingAPIKeyError, naming the variable and how to set it, when the
-    key is missing or empty.
+    key is missing or empty, and InvalidBaseURLError for a URL without scheme.
     """
     chosen = base_url or os.environ.get(BASE_URL_ENV) or job.provider.base_url
+    if not chosen.startswith(("http://", "https://")):
+        raise InvalidBaseURLError(
+            f"base URL {chosen!r} (from --base-url, ${BASE_URL_ENV} or "
+            f"provider.base_url in {job.path}) must start with http:// or "
+            "https://, for example http://127.0.0.1:8000/v1"
+        )
     name = job.provider.api_key_env
     key = find_api_key(job)
     if not key:

@@ -105,6 +105,18 @@ class RunStoppingError(ProviderError):
     """An error that every further request would repeat, so the run stops."""
 
 
+class InvalidBaseURLError(ProviderError):
+    """The base URL has no http:// or https:// scheme."""
+
+    error_type = "bad_request"
+
+
+class EndpointUnreachableError(RunStoppingError):
+    """Every connection of the run so far failed: a wrong base URL or a server down."""
+
+    error_type = "connection"
+
+
 class AuthenticationError(RunStoppingError):
     """HTTP 401 or 403: the API key is wrong, revoked or lacks access."""
 

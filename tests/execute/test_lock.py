@@ -13,10 +13,9 @@ from tests.execute.jobfiles import KEY_ENV, prepared_job
 
 def test_second_lock_is_rejected(tmp_path: Path) -> None:
     job = prepared_job(tmp_path, ["hello"])
-    with execute_lock(job):
-        with pytest.raises(ExecuteLockedError) as raised:
-            with execute_lock(job):
-                pass
+    with execute_lock(job), pytest.raises(ExecuteLockedError) as raised:  # noqa: SIM117
+        with execute_lock(job):
+            pass
     assert "another `batchkit execute`" in str(raised.value)
     assert job.name in str(raised.value)
 
@@ -35,9 +34,8 @@ def test_locked_job_sends_nothing(
     monkeypatch.setenv(KEY_ENV, simulator.api_key or "")
     job = prepared_job(tmp_path, ["one", "two"], base_url=simulator.base_url)
     options = StreamOptions(handle_signals=False)
-    with execute_lock(job):
-        with pytest.raises(ExecuteLockedError):
-            run_stream(job, Selection(), options)
+    with execute_lock(job), pytest.raises(ExecuteLockedError):
+        run_stream(job, Selection(), options)
     assert simulator.stats()["requests"] == 0
     summary = run_stream(job, Selection(), options)
     assert summary.ok == 2
