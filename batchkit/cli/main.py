@@ -4,6 +4,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from batchkit.cli import common
 from batchkit.errors import BatchkitError
@@ -50,7 +51,7 @@ def main() -> None:
         if _state["debug"]:
             raise
         common.stderr.print(
-            f"[red]Error:[/red] {error}", highlight=False, soft_wrap=True
+            f"[red]Error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
 

@@ -54,8 +54,10 @@ def connect(
     job.run_dir.mkdir(parents=True, exist_ok=True)
     connection = _open(str(job.db_path), read_only, wait)
     try:
-        # DuckDB draws its own progress bar on stdout for long queries.
+        # DuckDB draws its own progress bar on stdout for long queries, and
+        # would download an extension that a query needs; batchkit runs offline.
         connection.execute("SET enable_progress_bar = false")
+        connection.execute("SET autoinstall_known_extensions = false")
         if not read_only:
             initialise(connection, job)
         yield connection
