@@ -134,6 +134,13 @@ def _print_summary(summary: PrepareSummary, requests_dir: str) -> None:
             "is not rendered here yet counts as one, with a prompt of the "
             f"dependency's max_tokens plus {PROJECTED_INSTRUCTION_TOKENS} tokens."
         )
+    retired = {stage: count for stage, count in summary.retired.items() if count}
+    if retired:
+        shown = ", ".join(f"{stage} {count:,}" for stage, count in retired.items())
+        notes.append(
+            f"Retired requests of items the query no longer yields: {shown}; "
+            "execute will not send them."
+        )
     for note in notes:
         stderr.print(note, highlight=False)
     _print_files(summary, requests_dir)

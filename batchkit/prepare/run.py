@@ -16,7 +16,11 @@ from batchkit.prepare.inputs import check_input_files, load_input
 from batchkit.prepare.items import build_items
 from batchkit.prepare.render import StageRenderer
 from batchkit.prepare.requests import StoreCounts, store_requests
-from batchkit.prepare.selection import count_stage_items, select_stage_rows
+from batchkit.prepare.selection import (
+    count_stage_items,
+    retire_dropped_requests,
+    select_stage_rows,
+)
 from batchkit.store.database import connect
 
 logger = logging.getLogger(__name__)
@@ -43,6 +47,8 @@ class PrepareSummary:
     stages: dict[str, StoreCounts] = field(default_factory=dict)
     # Per stage, the items whose dependency has no valid result yet.
     waiting: dict[str, int] = field(default_factory=dict)
+    # Per stage, current requests superseded because their item left the query.
+    retired: dict[str, int] = field(default_factory=dict)
     files: list[BatchFileSet] = field(default_factory=list)
     estimates: list[StageEstimate] = field(default_factory=list)
 
@@ -76,6 +82,11 @@ def prepare_job(
             _load_items(connection, job, limit, summary)
             for stage in stages:
                 _render_stage(connection, job, stage, summary, progress)
+                # With --limit the other items are only left out, not dropped.
+                if limit is None:
+                    summary.retired[stage.name] = retire_dropped_requests(
+                        connection, job, stage
+                    )
             summary.estimates = estimate_stages(connection, job)
             record_estimates(connection, summary.estimates)
             connection.execute("COMMIT")

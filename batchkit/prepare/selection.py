@@ -88,3 +88,27 @@ def _stage_row(row: tuple[Any, ...], depends_on: str | None) -> StageRow:
         "stage": depends_on,
     }
     return row[0], item, source
+
+
+def retire_dropped_requests(
+    connection: duckdb.DuckDBPyConnection, job: Job, stage: StageSpec
+) -> int:
+    """Supersede the stage's current requests for items the query no longer yields.
+
+    An item dropped from the items query, or no longer matching the stage's
+    `when`, would otherwise stay pending and be sent. Returns the count.
+    """
+    sql = f"""
+        UPDATE request_versions SET superseded_at = now()
+        WHERE stage = ? AND superseded_at IS NULL
+          AND item_key NOT IN (
+            SELECT i.item_key FROM current_items i WHERE {_where(stage)})
+    """
+    try:
+        row = connection.execute(sql, [stage.name]).fetchone()
+    except duckdb.Error as error:
+        raise PrepareError(
+            f"{job.path}: stage {stage.name!r}: retiring requests of dropped items "
+            f"failed: {describe_duckdb_error(error)}"
+        ) from error
+    return int(row[0]) if row else 0
