@@ -1,5 +1,6 @@
 """`batchkit execute`: send pending requests in stream or batch mode."""
 
+import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -132,24 +133,39 @@ def _run_batch(
     wait: bool,
     cancel: bool,
 ) -> None:
-    from batchkit.execute.batch import execute_batch
+    from batchkit.execute.batch import BatchSummary, execute_batch
+
+    def show_round(summary: BatchSummary) -> None:
+        # --wait can poll for hours; show each round's state as it comes.
+        stderr.print(f"{time.strftime('%H:%M:%S')} polled:", highlight=False)
+        for line in summary.lines():
+            stderr.print(f"  {line}", highlight=False, soft_wrap=True)
 
     summary = execute_batch(
-        job, selection, base_url=base_url, poll_only=poll, wait=wait, cancel=cancel
+        job,
+        selection,
+        base_url=base_url,
+        poll_only=poll,
+        wait=wait,
+        cancel=cancel,
+        progress=show_round if wait else None,
     )
     for line in summary.lines():
         stdout.print(line, highlight=False, soft_wrap=True)
 
 
 def _report(summary: StreamSummary, job: Job, quiet: bool) -> None:
-    if not quiet:
-        for line in summary.lines():
-            stderr.print(line, highlight=False, soft_wrap=True)
+    # With --quiet only the result line, the first of the summary, is printed.
+    lines = summary.lines()[:1] if quiet else summary.lines()
+    for line in lines:
+        stderr.print(line, highlight=False, soft_wrap=True)
     if summary.stop_reason == "interrupted":
+        command = "batchkit " + shlex.join(sys.argv[1:])
         stderr.print(
             f"Interrupted. Every finished attempt is saved; run the same command "
-            f"again (batchkit execute -j {job.path}) to send the rest.",
+            f"again ({command}) to send the rest.",
             highlight=False,
+            soft_wrap=True,
         )
         sys.exit(EXIT_INTERRUPTED)
     if summary.stop_reason == "budget":

@@ -17,6 +17,7 @@ from batchkit.execute.runlog import run_log
 from batchkit.execute.runner import StreamRun, StreamSettings
 from batchkit.execute.select import Selection, count_pending
 from batchkit.job.model import Job
+from batchkit.load.validate import refresh_verdicts
 from batchkit.providers.endpoint import Endpoint, resolve_endpoint
 from batchkit.providers.errors import AuthenticationError, RunStoppingError
 from batchkit.store.database import connect
@@ -251,6 +252,9 @@ def run_stream(
             compact_seconds=settings.compact_seconds,
         ) as log:
             runner, plan = _execute(job, selection, settings, endpoint, progress, log)
+        # Judge the new results now, so status shows rejects without a load.
+        with connect(job) as connection:
+            refresh_verdicts(connection, job)
         summary = _summarise(runner, plan, log_path, began, recovered)
         for line in summary.lines():
             logger.info("%s", line)
