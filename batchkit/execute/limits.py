@@ -3,9 +3,9 @@
 The request pacer spaces dispatches evenly, one every 60/R seconds (GCRA,
 the generic cell rate algorithm), with a catch-up allowance so a late
 wake-up of the event loop does not lose its slots. Two sliding windows (60 s
-and 1 s) guard the hard limits: never more than R in any 60 seconds, and no
-more than 110 % of R/60 in any second (except between 60 and about 110 per
-minute, see `_limits`). The pacer aims 1 % under the cap so the provider's
+and 1 s) guard the hard limits. No 60 seconds see more than R dispatches,
+and no second more than 110 % of R/60, except between 60 and about 110 per
+minute (see `_limits`). The pacer aims 1 % under the cap so the provider's
 clock and network jitter do not push a window over it.
 
 All times are `time.monotonic()` seconds. The limiters are not thread-safe:
@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 RATE_HEADROOM = 0.99  # share of the cap the pacer aims at
 SECOND_SHARE = 1.10  # most of R/60 allowed in any one second
-# The 1 s guard aims 3 % under that share: after a catch-up burst, requests
-# that left evenly arrived up to 2 % closer together at the simulator
-# (112 in one second at 6,000/min with the guard at exactly 110 %).
+# The 1 s guard aims 3 % under that share. After a catch-up burst, requests
+# that left evenly arrived up to 2 % closer together at the simulator: 112
+# in one second at 6,000/min when the guard was at exactly 110 %.
 SECOND_GUARD_SHARE = SECOND_SHARE * 0.97
 # How far behind its schedule the pacer may fall and still catch up. A busy
 # event loop wakes up tens of milliseconds late, which at 6,000/min is
@@ -211,7 +211,7 @@ class AdaptiveLimits:
     A 429 lowers the caps (multiplies them by `decrease`) only when 429s make
     up at least `min_share` of the responses of the last `window` seconds, and
     at most once per `cooldown`, so a burst from one overload counts once and
-    a provider that answers an occasional random 429 does not throttle the
+    a provider that returns an occasional random 429 does not throttle the
     run. Every `recover_after` seconds in which the share stays below
     `min_share`, the caps grow by `increase` of their configured value.
     """

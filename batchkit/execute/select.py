@@ -2,7 +2,7 @@
 
 A request is pending when its current version has no ok attempt, fewer
 counted attempts than its stage's `max_attempts`, and is not part of a live
-provider batch. Rate-limit answers (429) and attempts cancelled by a second
+provider batch. Rate-limit responses (429) and attempts cancelled by a second
 Ctrl-C do not count against the limit, because the provider did no work for
 them (the stream runner counts the same way).
 
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 TERMINAL_BATCH_STATES = ("completed", "failed", "expired", "cancelled")
 SNAPSHOT_ROW_GROUP = 10_000
 # DuckDB spills to disk past this limit. Without a sort, a million pending
-# 1,000-byte requests peaked at about 360 MB in all; a --limit of that size
+# 1,000-byte requests peaked at about 360 MB in all. A --limit of that size
 # sorts them, and at 512 MB that sort sometimes failed.
 SNAPSHOT_MEMORY_LIMIT = "1GB"
 
