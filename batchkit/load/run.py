@@ -54,7 +54,9 @@ class StageCounts:
 
     inserts: int = 0  # not in the ledger of this target yet
     updates: int = 0  # in the ledger with another content or item columns
-    unchanged: int = 0  # in the ledger as they are now; not sent unless --full
+    unchanged: int = 0  # in the ledger as they are now, so not sent
+    resent: int = 0  # in the ledger as they are now, but sent again by --full
+    exported: int = 0  # written to the Parquet export, which uses no ledger
     rejected: int = 0  # results that failed the stage's checks; never sent
 
 
@@ -67,12 +69,15 @@ class LoadSummary:
     table: str
     layout: str
     dry_run: bool
+    full: bool = False  # --full: every valid result is sent and rewrites its row
     stages: dict[str, StageCounts] = field(default_factory=dict)
     reject_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     rows_planned: int = 0  # target rows to send
     rows_sent: int = 0  # target rows in committed chunks
     rows_inserted: int | None = 0  # as reported by the target; None over REST
-    rows_updated: int | None = 0  # rows whose content or item columns changed
+    # Existing rows the upsert changed: rows whose content hashes or item
+    # columns differed, or under --full every existing row that was sent.
+    rows_updated: int | None = 0
     chunks: int = 0  # committed chunks, after splits
     retries: int = 0  # chunk attempts repeated after a transient error
     splits: int = 0  # chunks halved after a timeout, 413 or 5xx
@@ -81,6 +86,10 @@ class LoadSummary:
     ledger_entries: int = 0
     export_path: Path | None = None
     seconds: float = 0.0
+    # The job's variable names, for the hint after a Parquet export.
+    database_url_env: str = ""
+    supabase_url_env: str = ""
+    supabase_key_env: str = ""
 
 
 def choose_target(job: Job, override: str | None = None) -> TargetKind:
@@ -109,12 +118,18 @@ def _require(job: Job, name: str, what: str) -> str:
     return value
 
 
-def build_target(job: Job, kind: TargetKind, shape: RowShape) -> Target | None:
-    """Return the target to write to, or None for the Parquet export."""
+def build_target(
+    job: Job, kind: TargetKind, shape: RowShape, *, full: bool = False
+) -> Target | None:
+    """Return the target to write to, or None for the Parquet export.
+
+    With `full`, the PostgreSQL upsert rewrites every row it is sent. The REST
+    upsert always does, because PostgREST's merge has no condition.
+    """
     spec = job.load
     if kind == "postgres":
         url = _require(job, spec.database_url_env, "the database URL")
-        return PostgresTarget(job, shape, url, spec.database_url_env)
+        return PostgresTarget(job, shape, url, spec.database_url_env, rewrite=full)
     if kind == "rest":
         url = _require(job, spec.supabase_url_env, "the Supabase project URL")
         key = _require(job, spec.supabase_key_env, "the Supabase service key")
@@ -136,13 +151,14 @@ def load_results(
 ) -> LoadSummary:
     """Validate the job's results and upsert the valid ones into the target.
 
-    `target` overrides load.target; `dry_run` only counts; `full` sends every
-    valid result again; `create_table` creates a missing table (PostgreSQL).
+    `target` overrides load.target, and `dry_run` only counts. `full` sends
+    every valid result again and rewrites its row, even where the ledger
+    records it as loaded. `create_table` creates a missing table (PostgreSQL).
     """
     started = time.monotonic()
     kind = choose_target(job, target)
     shape = row_shape(job)
-    destination = build_target(job, kind, shape)
+    destination = build_target(job, kind, shape, full=full)
     identity = destination.identity if destination else str(export_path(job))
     with connect(job) as connection:
         # DuckDB draws its own progress bar on stdout for long queries.
@@ -150,8 +166,20 @@ def load_results(
         refresh_verdicts(connection, job)
         reconciled = read_results(connection, job, shape, identity)
         item_types = infer_item_types(connection, (*load_key(job), *shape.item_columns))
-    summary = LoadSummary(identity, kind, job.load.table, shape.layout, dry_run)
-    planned = plan_rows(job, shape, reconciled, summary, full=full or not destination)
+    summary = LoadSummary(
+        identity,
+        kind,
+        job.load.table,
+        shape.layout,
+        dry_run,
+        full=full,
+        database_url_env=job.load.database_url_env,
+        supabase_url_env=job.load.supabase_url_env,
+        supabase_key_env=job.load.supabase_key_env,
+    )
+    planned = plan_rows(
+        job, shape, reconciled, summary, full=full, export=destination is None
+    )
     logger.info("load: %s rows to %s (%s layout)", len(planned), identity, shape.layout)
     if dry_run:
         return summary
@@ -181,8 +209,13 @@ def plan_rows(
     summary: LoadSummary,
     *,
     full: bool,
+    export: bool = False,
 ) -> list[Planned]:
-    """Count each stage's results by change and return the rows to send, by key."""
+    """Count each stage's results by change and return the rows to send, by key.
+
+    With `export` (the Parquet export) every valid result is counted as
+    exported and planned, because the export is rewritten whole.
+    """
     summary.stages = {name: StageCounts() for name in job.stage_names}
     summary.duplicates = reconciled.duplicates
     summary.nul_removed = reconciled.nul_removed
@@ -198,16 +231,20 @@ def plan_rows(
         by_key[key].append(result)
         loaded = reconciled.ledger.get((key, result.stage))
         counts = summary.stages.setdefault(result.stage, StageCounts())
-        if loaded is None:
+        if export:
+            counts.exported += 1
+        elif loaded is None:
             counts.inserts += 1
         elif loaded != result.row_hash:
             counts.updates += 1
+        elif full:
+            counts.resent += 1
         else:
             counts.unchanged += 1
-            if not full:
-                continue
+            continue
         changed_keys.add(key)
-    planned = list(_rows_for(shape, by_key, changed_keys, reconciled.ledger, full))
+    send_all = full or export
+    planned = list(_rows_for(shape, by_key, changed_keys, reconciled.ledger, send_all))
     summary.rows_planned = len(planned)
     return planned
 

@@ -48,6 +48,9 @@ def test_parquet_export_long_rewrites(make_job) -> None:
     load_results(job)
     summary = load_results(job)
     assert summary.rows_sent == 4
+    assert summary.stages["doc_en"].exported == 2
+    assert summary.stages["doc_en"].inserts == 0
+    assert summary.stages["doc_en"].unchanged == 0
     assert pq.read_table(summary.export_path).num_rows == 4
 
 
@@ -96,9 +99,10 @@ def test_schema_before_prepare(tmp_path) -> None:
 def test_cli_load_dry_run(make_job, runner, tmp_path) -> None:
     make_job(2, target="parquet", layout="long")
     result = runner.invoke(app, ["load", "-j", str(tmp_path / "job.toml"), "--dry-run"])
+    output = " ".join(result.output.split())  # undo rich's line wrapping
     assert result.exit_code == 0, result.output
-    assert "doc_en" in result.output
-    assert "4 long rows would be sent" in result.output
+    assert "doc_en" in output
+    assert "4 long rows would be written to" in output
     assert not (tmp_path / "run" / "export").exists()
 
 
@@ -106,8 +110,25 @@ def test_cli_load_parquet(make_job, runner, tmp_path) -> None:
     make_job(2, target="parquet", layout="long")
     result = runner.invoke(app, ["load", "-j", str(tmp_path / "job.toml")])
     assert result.exit_code == 0, result.output
-    assert "wrote 4 rows to" in result.output
-    assert "SUPABASE_DB_URL" in result.output
+    assert "wrote 4 long rows to" in result.output
+
+
+def test_cli_parquet_second_export(make_job, runner, tmp_path) -> None:
+    make_job(2, target=None, layout="wide")
+    job_file = str(tmp_path / "job.toml")
+    runner.invoke(app, ["load", "-j", job_file])
+    result = runner.invoke(app, ["load", "-j", job_file])
+    output = " ".join(result.output.split())  # undo rich's line wrapping
+    assert result.exit_code == 0, result.output
+    assert "exported" in output
+    assert "inserts" not in output
+    assert "updates" not in output
+    assert "rewritten in full" in output
+    # The hint names the job's own variables, not the defaults.
+    assert DB_URL_ENV in output
+    assert REST_URL_ENV in output
+    assert REST_KEY_ENV in output
+    assert "SUPABASE_DB_URL" not in output
 
 
 def test_cli_schema(make_job, runner, tmp_path) -> None:
@@ -157,3 +178,22 @@ def test_cli_load_postgres(make_job, tmp_path, postgres_url) -> None:
     assert "2 inserted, 0 updated" in first.stderr
     assert "sent 0 rows" in second.stderr
     assert postgres_url not in first.stdout + first.stderr
+
+
+@pytest.mark.postgres
+def test_cli_full_reports_resent(make_job, tmp_path, postgres_url) -> None:
+    import psycopg
+
+    make_job(2, target="postgres", layout="wide")
+    env = {**os.environ, DB_URL_ENV: postgres_url}
+    job_file = str(tmp_path / "job.toml")
+    run_cli("load", "-j", job_file, "--create-table", env=env)
+    with psycopg.connect(postgres_url) as connection:
+        connection.execute("DELETE FROM docs WHERE product_id = '1'")
+        connection.execute("UPDATE docs SET content_en = 'tampered'")
+    result = run_cli("load", "-j", job_file, "--full", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "resent" in result.stdout
+    assert "unchanged" not in result.stdout
+    assert "sent 2 rows" in result.stderr
+    assert "1 inserted, 1 updated" in result.stderr

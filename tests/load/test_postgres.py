@@ -84,7 +84,7 @@ def test_wide_keeps_stage_without_valid_result(make_job, postgres_url) -> None:
     summary = load_results(job, full=True)
     rows = fetch(postgres_url, "SELECT content_en FROM docs ORDER BY product_id")
     assert summary.stages["doc_en"].rejected == 1
-    assert summary.rows_updated == 0
+    assert summary.rows_updated == 2  # --full rewrites both rows
     assert rows[0][0] == english([1])["1"]
 
 
@@ -98,13 +98,67 @@ def test_rerun_writes_nothing(make_job, postgres_url, layout) -> None:
     load_results(job, create_table=True)
     before = fetch(postgres_url, "SELECT max(loaded_at) FROM docs")
     rerun = load_results(job)
-    full = load_results(job, full=True)
     after = fetch(postgres_url, "SELECT max(loaded_at) FROM docs")
     assert rerun.rows_sent == 0
-    assert full.rows_sent > 0
-    assert full.rows_inserted == 0
-    assert full.rows_updated == 0
+    assert rerun.stages["doc_en"].unchanged == 4
+    assert rerun.stages["doc_en"].resent == 0
     assert before == after
+
+
+# Per layout: the column that contains doc_en's text, which the tests edit by hand.
+EDITED_COLUMN = {"long": "content", "wide": "content_en"}
+
+
+def edit_outside_batchkit(url: str, layout: str) -> None:
+    """Delete products 1 and 2 and overwrite the doc_en text of 3 and 4."""
+    content = sql.Identifier(EDITED_COLUMN[layout])
+    stage = sql.SQL(" AND stage = 'doc_en'" if layout == "long" else "")
+    with psycopg.connect(url) as connection:
+        connection.execute("DELETE FROM docs WHERE product_id IN ('1', '2')")
+        connection.execute(
+            sql.SQL(
+                "UPDATE docs SET {} = 'tampered' WHERE product_id IN ('3', '4'){}"
+            ).format(content, stage)
+        )
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_full_repairs_edited_table(make_job, postgres_url, layout) -> None:
+    job = make_job(6, url=postgres_url, layout=layout)
+    load_results(job, create_table=True)
+    edit_outside_batchkit(postgres_url, layout)
+    stages = 2 if layout == "long" else 1  # target rows per product
+    plain = load_results(job, dry_run=True)
+    full = load_results(job, full=True)
+    after = load_results(job)
+    column = EDITED_COLUMN[layout]
+    stage_filter = "WHERE stage = 'doc_en' " if layout == "long" else ""
+    texts = fetch(
+        postgres_url,
+        f"SELECT product_id, {column} FROM docs {stage_filter}ORDER BY product_id",
+    )
+    # The ledger still records every row as loaded, so a plain load sends none.
+    assert plain.rows_planned == 0
+    assert full.stages["doc_en"].resent == 6
+    assert full.stages["doc_en"].unchanged == 0
+    assert full.stages["doc_en"].inserts == 0
+    assert full.rows_sent == 6 * stages
+    assert full.rows_inserted == 2 * stages
+    assert full.rows_updated == 4 * stages
+    assert texts == [(key, text) for key, text in english(range(1, 7)).items()]
+    assert fetch(postgres_url, "SELECT count(*) FROM docs") == [(6 * stages,)]
+    assert after.rows_sent == 0
+    assert after.stages["doc_en"].unchanged == 6
+
+
+def test_full_dry_run_counts_resent(make_job, postgres_url) -> None:
+    job = make_job(3, url=postgres_url, layout="wide")
+    load_results(job, create_table=True)
+    dry = load_results(job, dry_run=True, full=True)
+    assert dry.full is True
+    assert dry.stages["doc_zh"].resent == 3
+    assert dry.stages["doc_zh"].unchanged == 0
+    assert dry.rows_planned == 3
 
 
 def test_changed_result_updates_one_row(make_job, postgres_url) -> None:

@@ -80,6 +80,24 @@ def test_rest_wide_leaves_absent_stage(rest_job, postgrest_server) -> None:
     assert rows == [(english([1])["1"], "新的中文翻译文本。")]
 
 
+def test_rest_full_repairs_edited_table(rest_job, postgrest_server) -> None:
+    job = rest_job(3, layout="wide")
+    load_results(job)
+    with psycopg.connect(postgrest_server.database_url) as db:
+        db.execute("DELETE FROM docs WHERE product_id = '1'")
+        db.execute("UPDATE docs SET content_en = 'tampered' WHERE product_id = '2'")
+    full = load_results(job, full=True)
+    after = load_results(job)
+    rows = fetch(
+        postgrest_server.database_url,
+        "SELECT product_id, content_en FROM docs ORDER BY product_id",
+    )
+    assert full.stages["doc_en"].resent == 3
+    assert full.rows_sent == 3
+    assert rows == list(english(range(1, 4)).items())
+    assert after.rows_sent == 0
+
+
 @pytest.mark.parametrize("mode", ["413", "57014", "503"])
 def test_rest_splits_rejected_chunks(rest_job, postgrest_server, mode) -> None:
     postgrest_server.fail_over_rows = 2

@@ -2,8 +2,10 @@
 
 Each chunk is one transaction: COPY into a temporary staging table, then one
 INSERT ... ON CONFLICT DO UPDATE that changes a row only when its content
-hashes or item columns differ. In the wide layout a stage whose columns are
-NULL in the staged row keeps the target's current values.
+hashes or item columns differ. Under `load --full` the upsert has no such
+guard and rewrites every row it is sent, which repairs rows edited outside
+batchkit. In the wide layout a stage whose columns are NULL in the staged row
+keeps the target's current values.
 """
 
 import logging
@@ -38,8 +40,14 @@ def _list(names: tuple[str, ...] | list[str], prefix: str = "") -> str:
     return ", ".join(prefix + quote_identifier(name) for name in names)
 
 
-def upsert_sql(shape: RowShape, table: str) -> str:
-    """Return the INSERT ... ON CONFLICT statement that merges the staging table."""
+def upsert_sql(shape: RowShape, table: str, *, rewrite: bool = False) -> str:
+    """Return the INSERT ... ON CONFLICT statement that merges the staging table.
+
+    Without `rewrite`, a conflicting row is updated only when its content
+    hashes or item columns differ from the staged row. The hash columns do not
+    change when someone edits a content column by hand, so `rewrite` drops
+    that guard and updates every conflicting row.
+    """
     columns = _list(shape.columns)
     assignments = [
         f"{quote_identifier(c)} = EXCLUDED.{quote_identifier(c)}"
@@ -70,20 +78,36 @@ def upsert_sql(shape: RowShape, table: str) -> str:
             compare_old.append(f"target.{digest}")
             compare_new.append(f"coalesce(EXCLUDED.{digest}, target.{digest})")
     assignments.append('"loaded_at" = now()')
+    guard = (
+        ""
+        if rewrite
+        else f"WHERE ROW({', '.join(compare_old)}) IS DISTINCT FROM "
+        f"ROW({', '.join(compare_new)}) "
+    )
     return (
         f"INSERT INTO {quote_table(table)} AS target ({columns}) "
         f"SELECT {columns} FROM {STAGING_TABLE} "
         f"ON CONFLICT ({_list(shape.key)}) DO UPDATE SET {', '.join(assignments)} "
-        f"WHERE ROW({', '.join(compare_old)}) IS DISTINCT FROM "
-        f"ROW({', '.join(compare_new)}) "
-        "RETURNING (xmax = 0)"
+        f"{guard}RETURNING (xmax = 0)"
     )
 
 
 class PostgresTarget:
-    """A PostgreSQL table reached through a database URL."""
+    """A PostgreSQL table reached through a database URL.
 
-    def __init__(self, job: Job, shape: RowShape, url: str, url_env: str) -> None:
+    `rewrite` (load --full) updates every conflicting row, also rows whose
+    content hashes and item columns equal the staged ones.
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        shape: RowShape,
+        url: str,
+        url_env: str,
+        *,
+        rewrite: bool = False,
+    ) -> None:
         self.job = job
         self.shape = shape
         self.table = job.load.table
@@ -91,7 +115,7 @@ class PostgresTarget:
         self._url = url
         self._secrets = [url, _password(url)]
         self.identity = postgres_identity(url, self.table)
-        self._upsert = upsert_sql(shape, self.table)
+        self._upsert = upsert_sql(shape, self.table, rewrite=rewrite)
         self._connection: psycopg.Connection[Any] | None = None
 
     def _redact(self, error: BaseException) -> str:
