@@ -39,6 +39,8 @@ SIMULATOR_OPTIONS = [
     "500=0.01",
     "--fault-rate",
     "503=0.005",
+    "--fault-rate",
+    "length=0.01",
     "--pad-rate",
     "0.02",
     "--seed",
