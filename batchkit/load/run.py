@@ -30,10 +30,11 @@ from batchkit.load.rows import (
     target_key_text,
     wide_row,
 )
-from batchkit.load.targets import Target, find_secret
+from batchkit.load.targets import Target
 from batchkit.load.targets.parquet import export_path, write_export
 from batchkit.load.targets.postgres import PostgresTarget
 from batchkit.load.validate import refresh_verdicts
+from batchkit.secrets import find_secret
 from batchkit.store.database import connect
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ def _require(job: Job, name: str, what: str) -> str:
     if not value:
         raise LoadError(
             f"{what} variable {name} is not set (load in {job.path}); run "
-            f"`export {name}=...` or add it to a git-ignored .env file in "
-            f"{job.path.parent}"
+            f"`export {name}=...` or add it to a git-ignored .env file in the "
+            f"current directory or in {job.path.parent}"
         )
     return value
 

@@ -7,12 +7,10 @@ never appears in `repr`, `str` or logs.
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from dotenv import dotenv_values
 
 from batchkit.job.model import Job
 from batchkit.providers.errors import InvalidBaseURLError, MissingAPIKeyError
+from batchkit.secrets import find_secret
 
 BASE_URL_ENV = "BATCHKIT_BASE_URL"
 CHAT_COMPLETIONS_PATH = "/chat/completions"
@@ -41,18 +39,8 @@ class Endpoint:
 
 
 def find_api_key(job: Job) -> str | None:
-    """Return the key from the environment, else from a `.env` file, else None."""
-    name = job.provider.api_key_env
-    value = os.environ.get(name)
-    if value:
-        return value
-    # The CLI loads ./.env into the environment; a .env beside the job file
-    # serves jobs run from another directory.
-    for folder in (job.path.parent, Path.cwd()):
-        value = dotenv_values(folder / ".env").get(name)
-        if value:
-            return value
-    return None
+    """Return the provider's API key, or None when it is not set."""
+    return find_secret(job, job.provider.api_key_env)
 
 
 def resolve_endpoint(job: Job, base_url: str | None = None) -> Endpoint:
@@ -74,6 +62,6 @@ def resolve_endpoint(job: Job, base_url: str | None = None) -> Endpoint:
         raise MissingAPIKeyError(
             f"the API key variable {name} is not set (provider.api_key_env in "
             f"{job.path}); run `export {name}=...` or add `{name}=...` to a "
-            f"git-ignored .env file in {job.path.parent}"
+            f"git-ignored .env file in the current directory or in {job.path.parent}"
         )
     return Endpoint(base_url=chosen.rstrip("/"), api_key=key, key_env=name)

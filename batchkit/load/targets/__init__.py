@@ -5,16 +5,10 @@ LoadError (stop), TransientLoadError (retry the chunk) or ChunkRejectedError
 (send the chunk in halves).
 """
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
-
-from dotenv import dotenv_values
-
-from batchkit.job.model import Job
 
 
 @dataclass(frozen=True)
@@ -41,18 +35,6 @@ class Target(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
-
-
-def find_secret(job: Job, name: str) -> str | None:
-    """Return a variable from the environment, else from a `.env` file, else None."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    for folder in (job.path.parent, Path.cwd()):
-        value = dotenv_values(folder / ".env").get(name)
-        if value:
-            return value
-    return None
 
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
