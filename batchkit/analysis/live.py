@@ -1,4 +1,4 @@
-"""Attempts still in execute's write-ahead log, for a status that is up to date.
+"""Attempts still in execute's write-ahead log, for an up-to-date status and sql.
 
 execute appends every attempt to `responses/wal/<run_id>.jsonl` and compacts
 the rows into Parquet only every few thousand rows or tens of seconds, so the
@@ -29,9 +29,16 @@ def read_wal_rows(path: Path) -> list[dict[str, Any]]:
     """Return the attempts in one WAL file, skipping lines that are not JSON.
 
     The writer may be in the middle of a line, so a torn last line is normal.
+    A file that execute removed after compacting it returns no rows, because
+    its rows are in a Parquet part by then.
     """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        logger.debug("%s: removed after compaction while being read", path)
+        return []
     rows = []
-    for line in path.read_bytes().split(b"\n"):
+    for line in data.split(b"\n"):
         if not line.strip():
             continue
         try:

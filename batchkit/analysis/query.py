@@ -12,6 +12,7 @@ import duckdb
 import orjson
 
 from batchkit.analysis.errors import AnalysisError
+from batchkit.analysis.live import include_wal
 from batchkit.job.model import Job
 from batchkit.store.database import connect
 
@@ -26,11 +27,12 @@ class QueryResult:
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    uncompacted_attempts: int = 0  # read from execute's write-ahead log
 
 
 @dataclass(frozen=True)
-class ViewInfo:
-    """One view of the job database and its columns."""
+class RelationInfo:
+    """One view or table of the job database and its columns."""
 
     name: str
     columns: list[str]
@@ -39,8 +41,13 @@ class ViewInfo:
 def run_query(
     job: Job, sql: str, *, lock_wait: float = LOCK_WAIT_SECONDS
 ) -> QueryResult:
-    """Run `sql` on a read-only connection to the job database."""
+    """Run `sql` on a read-only connection to the job database.
+
+    `attempts` and the views built on it include the attempts still in a
+    running execute's write-ahead log, as in `batchkit status`.
+    """
     with connect(job, read_only=True, wait=lock_wait) as connection:
+        uncompacted = include_wal(connection, job)
         try:
             cursor = connection.execute(sql)
         except duckdb.Error as error:
@@ -50,28 +57,43 @@ def run_query(
                 f"{job.path}` (no query)"
             ) from error
         if cursor.description is None:
-            return QueryResult(columns=[], rows=[])
+            return QueryResult(columns=[], rows=[], uncompacted_attempts=uncompacted)
         columns = [column[0] for column in cursor.description]
         rows = cursor.fetchall()
     logger.debug("query returned %s rows: %s", len(rows), sql)
-    return QueryResult(columns=columns, rows=rows)
+    return QueryResult(columns=columns, rows=rows, uncompacted_attempts=uncompacted)
 
 
-def list_views(job: Job, *, lock_wait: float = LOCK_WAIT_SECONDS) -> list[ViewInfo]:
+def list_views(job: Job, *, lock_wait: float = LOCK_WAIT_SECONDS) -> list[RelationInfo]:
     """Return the job database's views with their columns, by name."""
+    return _list_relations(job, "VIEW", lock_wait)
+
+
+def list_tables(
+    job: Job, *, lock_wait: float = LOCK_WAIT_SECONDS
+) -> list[RelationInfo]:
+    """Return the job database's tables (items, inputs, ledgers) with their columns."""
+    return _list_relations(job, "BASE TABLE", lock_wait)
+
+
+def _list_relations(job: Job, table_type: str, lock_wait: float) -> list[RelationInfo]:
     with connect(job, read_only=True, wait=lock_wait) as connection:
         rows = connection.execute(
             """
             SELECT c.table_name, list(c.column_name ORDER BY c.ordinal_position)
             FROM information_schema.columns c
             JOIN information_schema.tables t
-              ON t.table_name = c.table_name AND t.table_schema = c.table_schema
-            WHERE t.table_type = 'VIEW' AND t.table_schema = 'main'
+              ON t.table_catalog = c.table_catalog
+             AND t.table_schema = c.table_schema
+             AND t.table_name = c.table_name
+            WHERE t.table_type = ? AND t.table_schema = 'main'
+              AND t.table_catalog = current_database()
             GROUP BY c.table_name
             ORDER BY c.table_name
-            """
+            """,
+            [table_type],
         ).fetchall()
-    return [ViewInfo(name=name, columns=list(columns)) for name, columns in rows]
+    return [RelationInfo(name=name, columns=list(columns)) for name, columns in rows]
 
 
 def _message(error: Exception) -> str:

@@ -323,9 +323,18 @@ def _status_table(status: RunStatus) -> str:
 
 
 def _summary_lines(status: RunStatus) -> str:
+    span = status.rate_seconds
+    if span < status.window_minutes * 60:
+        # The run is younger than the window, so the rate covers only its time.
+        covered = (
+            f"{span:.0f} seconds (since the first attempt in the "
+            f"{status.window_minutes:g}-minute window)"
+        )
+    else:
+        covered = f"{status.window_minutes:g} minutes"
     lines = [
         f"{status.rate_per_minute:,.1f} attempts per minute over the last "
-        f"{status.window_minutes:g} minutes; {status.remaining:,} requests left."
+        f"{covered}; {status.remaining:,} requests left."
     ]
     if status.last_finished_at is not None:
         lines.append(

@@ -21,6 +21,9 @@ from batchkit.store.database import connect
 # seconds of retries are enough for a read-only open.
 LOCK_WAIT_SECONDS = 10.0
 DEFAULT_WINDOW_MINUTES = 5.0
+# The shortest span a rate is measured over, so that the first few attempts of
+# a run do not project a rate from a fraction of a second.
+MIN_RATE_SECONDS = 10.0
 TOP_ERRORS = 5
 
 
@@ -76,11 +79,29 @@ class RunStatus:
     errors: list[ErrorCount] = field(default_factory=list)
     batches: list[LiveBatch] = field(default_factory=list)
     uncompacted_attempts: int = 0  # read from execute's write-ahead log
+    # The earliest start of the attempts that finished in the window, but not
+    # before the window's start.
+    recent_first_started_at: datetime | None = None
+
+    @property
+    def rate_seconds(self) -> float:
+        """Seconds the rate is measured over.
+
+        The window, or, for a run younger than the window, the time since the
+        first attempt that finished in the window started (at least
+        MIN_RATE_SECONDS).
+        """
+        window = self.window_minutes * 60
+        first = self.recent_first_started_at
+        if first is None:
+            return window
+        covered = (self.generated_at - first).total_seconds()
+        return min(window, max(covered, MIN_RATE_SECONDS))
 
     @property
     def rate_per_minute(self) -> float:
-        """Attempts finished per minute over the last `window_minutes`."""
-        return self.recent_attempts / self.window_minutes
+        """Attempts finished per minute over the last `rate_seconds`."""
+        return self.recent_attempts / self.rate_seconds * 60
 
     @property
     def remaining(self) -> int:
@@ -99,6 +120,7 @@ class RunStatus:
     def to_dict(self) -> dict[str, Any]:
         """Return the status as JSON-ready data, with the derived figures."""
         data = asdict(self)
+        data["rate_seconds"] = self.rate_seconds
         data["rate_per_minute"] = self.rate_per_minute
         data["remaining"] = self.remaining
         data["eta_seconds"] = self.eta_seconds
@@ -124,7 +146,7 @@ def read_status(
         try:
             uncompacted = include_wal(connection, job)
             stages = _read_stages(connection, job)
-            recent, last = _read_recent(connection, since, now)
+            recent, first_started, last = _read_recent(connection, since, now)
             errors = _read_errors(connection, since, now)
             batches = _read_batches(connection)
         except duckdb.CatalogException as error:
@@ -140,6 +162,7 @@ def read_status(
         errors=errors,
         batches=batches,
         uncompacted_attempts=uncompacted,
+        recent_first_started_at=first_started,
     )
 
 
@@ -207,14 +230,28 @@ def _sum_stages(stages: list[StageStatus]) -> StageStatus:
 
 def _read_recent(
     connection: duckdb.DuckDBPyConnection, since: datetime, now: datetime
-) -> tuple[int, datetime | None]:
+) -> tuple[int, datetime | None, datetime | None]:
+    """Return the window's attempt count and earliest start, and the last finish.
+
+    The earliest start is clamped to `since`, because an attempt that started
+    before the window spent only part of its time in the window.
+    """
     row = connection.execute(
-        "SELECT count(*) FILTER (WHERE finished_at BETWEEN ? AND ?), "
-        "max(finished_at) FROM attempts",
-        [since, now],
+        """
+        SELECT count(*) FILTER (WHERE finished_at BETWEEN $since AND $now),
+               greatest(
+                   min(coalesce(started_at, finished_at))
+                       FILTER (WHERE finished_at BETWEEN $since AND $now),
+                   $since
+               ),
+               max(finished_at)
+        FROM attempts
+        """,
+        {"since": since, "now": now},
     ).fetchone()
     assert row is not None  # an aggregate always returns one row
-    return int(row[0]), row[1]
+    recent = int(row[0])
+    return recent, row[1] if recent else None, row[2]
 
 
 def _read_errors(

@@ -1,5 +1,6 @@
 """`batchkit status`, `batchkit sql` and `batchkit report`: look at a run."""
 
+from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
 from time import sleep
@@ -7,13 +8,17 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batchkit.analysis.query import (
     QueryResult,
+    RelationInfo,
     format_cell,
     format_csv,
     format_json,
+    list_tables,
     list_views,
     run_query,
 )
@@ -75,45 +80,73 @@ def status(
         else:
             if watch is not None and stdout.is_terminal:
                 stdout.clear()
-            _print_status(run)
+            print_status(run, stdout)
         if watch is None:
             return
         sleep(watch)
 
 
-def _print_status(run: RunStatus) -> None:
-    table = Table(title=f"{run.job}: requests by status", title_justify="left")
-    table.add_column("stage")
-    for name in (*COUNT_COLUMNS, "spent USD", "est. max USD"):
-        table.add_column(name, justify="right")
-    for row in [*run.stages, run.totals]:
-        estimate = "-" if row.estimate_usd is None else format_usd(row.estimate_usd)
-        table.add_row(
-            row.stage,
-            *(f"{getattr(row, name):,}" for name in COUNT_COLUMNS),
-            format_usd(row.spend_usd),
-            estimate,
-            style="bold" if row is run.totals else None,
-        )
-    stdout.print(table)
-    stdout.print(_spend_line(run), highlight=False)
-    stdout.print(_rate_line(run), highlight=False)
+def print_status(run: RunStatus, console: Console) -> None:
+    """Print the status tables and lines so that they fit 80 columns.
+
+    Counts, amounts and error types never wrap. Only the stage names, the last
+    error message and the batch ids give way on a narrow console: a stage name
+    or batch id folds onto a second line and the message ends with an ellipsis.
+    """
+    console.print(_stages_table(run))
+    console.print(_spend_table(run))
+    console.print(_spend_line(run), highlight=False)
+    console.print(_rate_line(run), highlight=False)
     if run.uncompacted_attempts:
-        stdout.print(
+        console.print(
             f"{run.uncompacted_attempts:,} attempts were read from execute's "
             "write-ahead log (not in Parquet yet).",
             highlight=False,
         )
     if run.totals.unchecked:
-        stdout.print(
+        console.print(
             f"{run.totals.unchecked:,} ok results are not checked yet; "
             "`batchkit load` checks them.",
             highlight=False,
         )
     if run.errors:
-        stdout.print(_errors_table(run))
+        console.print(_errors_table(run))
     if run.batches:
-        stdout.print(_batches_table(run))
+        console.print(_batches_table(run))
+
+
+def _stages_table(run: RunStatus) -> Table:
+    table = Table(title=f"{run.job}: requests by status", title_justify="left")
+    # The stage name folds onto more lines when the counts need the room.
+    # NOTE: on 80 columns the counts fit while each has at most 9 characters
+    # (below 10,000,000). Wider counts make rich crop the table's right edge.
+    table.add_column("stage", overflow="fold")
+    for name in COUNT_COLUMNS:
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in [*run.stages, run.totals]:
+        table.add_row(
+            row.stage,
+            *(f"{getattr(row, name):,}" for name in COUNT_COLUMNS),
+            style="bold" if row is run.totals else None,
+        )
+    return table
+
+
+def _spend_table(run: RunStatus) -> Table:
+    table = Table(title="spend by stage", title_justify="left")
+    table.add_column("stage", overflow="fold")
+    for name in ("spent USD", "est. max USD", "spent share"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in [*run.stages, run.totals]:
+        estimate = row.estimate_usd
+        table.add_row(
+            row.stage,
+            format_usd(row.spend_usd),
+            "-" if estimate is None else format_usd(estimate),
+            f"{row.spend_usd / estimate:.0%}" if estimate else "-",
+            style="bold" if row is run.totals else None,
+        )
+    return table
 
 
 def _spend_line(run: RunStatus) -> str:
@@ -128,10 +161,16 @@ def _spend_line(run: RunStatus) -> str:
 
 
 def _rate_line(run: RunStatus) -> str:
-    rate = (
-        f"rate: {run.rate_per_minute:,.1f} attempts/min over the last "
-        f"{run.window_minutes:g} min"
-    )
+    span = run.rate_seconds
+    rate = f"rate: {run.rate_per_minute:,.1f} attempts/min over the last "
+    if span < run.window_minutes * 60:
+        # The run is younger than the window, so the rate covers only its time.
+        rate += (
+            f"{format_duration(span)} (since the first attempt in the "
+            f"{run.window_minutes:g} min window)"
+        )
+    else:
+        rate += f"{run.window_minutes:g} min"
     if run.remaining == 0:
         return f"{rate}; nothing left to send"
     eta = run.eta_seconds
@@ -147,7 +186,7 @@ def _rate_line(run: RunStatus) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """Return `seconds` as text such as 2d 03h, 1h 05m or 4m 10s."""
+    """Return `seconds` as text such as 2d 03h, 1h 05m, 4m 10s or 25s."""
     whole = round(seconds)
     days, rest = divmod(whole, 86_400)
     hours, rest = divmod(rest, 3_600)
@@ -156,39 +195,46 @@ def format_duration(seconds: float) -> str:
         return f"{days}d {hours:02d}h"
     if hours:
         return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
 
 
 def _errors_table(run: RunStatus) -> Table:
     table = Table(title="failed attempts by error type", title_justify="left")
-    table.add_column("error type")
-    table.add_column("attempts", justify="right")
-    table.add_column(f"last {run.window_minutes:g} min", justify="right")
-    table.add_column("last message", overflow="ellipsis", max_width=60, no_wrap=True)
+    table.add_column("error type", no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column(f"last {run.window_minutes:g} min", justify="right", no_wrap=True)
+    # The only column that may shrink: each message stays on one line and ends
+    # with an ellipsis where the console is too narrow.
+    table.add_column("last message", overflow="ellipsis", max_width=60)
     for error in run.errors:
         table.add_row(
             error.error_type,
             f"{error.attempts:,}",
             f"{error.recent_attempts:,}",
-            error.last_message or "",
+            Text(error.last_message or "", no_wrap=True, overflow="ellipsis"),
         )
     return table
 
 
 def _batches_table(run: RunStatus) -> Table:
     table = Table(title="live provider batches", title_justify="left")
-    for name in ("batch id", "status", "requests", "completed", "failed", "created"):
-        table.add_column(
-            name, justify="left" if name in ("batch id", "status") else "right"
-        )
+    # A batch id folds onto more lines rather than lose characters.
+    table.add_column("batch id", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for name in ("completed", "failed", "created UTC"):
+        table.add_column(name, justify="right", no_wrap=True)
     for batch in run.batches:
+        completed = (
+            "-" if batch.completed_count is None else f"{batch.completed_count:,}"
+        )
         table.add_row(
             batch.batch_id,
             batch.status,
-            f"{batch.request_count:,}",
-            "-" if batch.completed_count is None else f"{batch.completed_count:,}",
+            f"{completed} of {batch.request_count:,}",
             "-" if batch.failed_count is None else f"{batch.failed_count:,}",
-            f"{batch.created_at:%Y-%m-%d %H:%M}",
+            f"{batch.created_at.astimezone(UTC):%m-%d %H:%M}",
         )
     return table
 
@@ -198,7 +244,7 @@ def sql(
         str | None,
         typer.Argument(
             help="The SQL query. Without it, print how to open the database and "
-            "list the views."
+            "list the views and tables."
         ),
     ] = None,
     job_path: JobOption = DEFAULT_JOB,
@@ -216,14 +262,22 @@ def sql(
     job = load_job(job_path)
     if query is None:
         _print_guide(job.db_path, job.path)
-        for view in list_views(job):
-            stdout.print(
-                f"  {view.name}: {', '.join(view.columns)}",
-                highlight=False,
-                soft_wrap=True,
-            )
+        _print_relations("views:", list_views(job))
+        _print_relations("tables:", list_tables(job))
+        stdout.print(
+            "items.item is the item as JSON, for example "
+            f"item->>'{job.items.key[0]}'; join it with USING (item_key).",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     result = run_query(job, query)
+    if result.uncompacted_attempts:
+        stderr.print(
+            f"{result.uncompacted_attempts:,} attempts were read from execute's "
+            "write-ahead log (not in Parquet yet).",
+            highlight=False,
+        )
     if output is OutputFormat.csv:
         stdout.out(format_csv(result), end="")
     elif output is OutputFormat.json:
@@ -241,11 +295,20 @@ def _print_guide(db_path: Path, job_path: Path) -> None:
         f"  duckdb -readonly {db_path}\n"
         "or from Python:\n"
         f"  python -c \"import duckdb; print(duckdb.connect('{db_path}', "
-        "read_only=True).sql('FROM progress'))\"\n"
-        "views:",
+        "read_only=True).sql('FROM progress'))\"",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _print_relations(title: str, relations: list[RelationInfo]) -> None:
+    stdout.print(title, highlight=False)
+    for relation in relations:
+        stdout.print(
+            f"  {relation.name}: {', '.join(relation.columns)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _result_table(result: QueryResult) -> Table:

@@ -12,20 +12,24 @@ import pytest
 from batchkit.cli import analysis as analysis_cli
 from batchkit.cli import common
 from batchkit.cli.main import app, main
-from tests.analysis.runs import AnalysisRun, write_job
+from tests.analysis.runs import AnalysisRun, build_analysis_run, write_job
+from tests.analysis.test_live import open_log, wal_rows
 
 ANALYSIS_COMMANDS = ("status", "sql", "report")
 
 
 def run_cli(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    args: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    width: int = 140,
 ) -> tuple[int, str, str]:
     """Run batchkit in this process; return (exit code, stdout, stderr)."""
     monkeypatch.setattr(sys, "argv", ["batchkit", *args])
     # main() registers the command modules on every call; undo it afterwards.
     monkeypatch.setattr(app, "registered_commands", list(app.registered_commands))
-    monkeypatch.setattr(common.stdout, "width", 140)
-    monkeypatch.setattr(common.stderr, "width", 140)
+    monkeypatch.setattr(common.stdout, "width", width)
+    monkeypatch.setattr(common.stderr, "width", width)
     try:
         main()
         code = 0
@@ -45,13 +49,29 @@ def test_status_prints_table(analysis_run: AnalysisRun, capsys, monkeypatch) -> 
         ["status", "-j", str(analysis_run.job.path)], capsys, monkeypatch
     )
     assert code == 0, err
-    # Columns: stage, total, pending, ok, failed, rejected, loaded, spent, est.
-    assert row_pattern("summary", "4", "0", "1", "1", "1", "1", "0.0016").search(out)
-    assert row_pattern("title", "4", "2", "2", "0", "0", "0", "0.0001").search(out)
-    assert row_pattern("total", "8", "2", "3", "1", "1", "1", "0.0018").search(out)
+    # Columns: stage, total, pending, ok, failed, rejected, loaded.
+    assert row_pattern("summary", "4", "0", "1", "1", "1", "1").search(out)
+    assert row_pattern("title", "4", "2", "2", "0", "0", "0").search(out)
+    assert row_pattern("total", "8", "2", "3", "1", "1", "1").search(out)
+    # Columns: stage, spent USD, est. max USD, spent share.
+    assert row_pattern("summary", "0.0016", "0.0017", "99%").search(out)
+    assert row_pattern("total", "0.0018").search(out)
     assert "spend: 0.0018 USD of the estimated max" in out
     assert "4 requests left, no ETA (last attempt 2025-06-03 10:00 UTC)" in out
     assert "1 ok results are not checked yet" in out
+    assert row_pattern("server", "1", "0", "server: injected").search(out)
+
+
+def test_status_fits_80_columns(analysis_run: AnalysisRun, capsys, monkeypatch) -> None:
+    code, out, err = run_cli(
+        ["status", "-j", str(analysis_run.job.path)], capsys, monkeypatch, width=80
+    )
+    assert code == 0, err
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for header in ("pending", "rejected", "loaded", "error type", "attempts"):
+        assert header in out, header
+    assert row_pattern("summary", "4", "0", "1", "1", "1", "1").search(out)
     assert row_pattern("server", "1", "0", "server: injected").search(out)
 
 
@@ -136,6 +156,24 @@ def test_sql_without_query_lists_views(
     )
     for view in ("costs", "failures", "rejects", "latency", "retries"):
         assert f"\n  {view}: " in out
+    tables = out.split("\ntables:\n")[1]
+    assert "  items: item_key, item, prepared_at\n" in tables
+    assert "  products: id, name\n" in tables  # the job's input
+    assert "item->>'product_id'" in out
+
+
+def test_sql_reads_wal_rows(tmp_path: Path, capsys, monkeypatch) -> None:
+    run = build_analysis_run(tmp_path)
+    query = "SELECT pending, ok, failed FROM progress WHERE stage = 'title'"
+    with open_log(run) as log:
+        for row in wal_rows(run):
+            log.append(row)
+        code, out, err = run_cli(
+            ["sql", "-j", str(run.job.path), "-f", "csv", query], capsys, monkeypatch
+        )
+    assert code == 0, err
+    assert out == "pending,ok,failed\n0,3,1\n"
+    assert "2 attempts were read from execute's write-ahead log" in err
 
 
 def test_sql_bad_query(analysis_run: AnalysisRun, capsys, monkeypatch) -> None:

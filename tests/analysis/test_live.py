@@ -4,6 +4,8 @@ from pathlib import Path
 
 import duckdb
 
+from batchkit.analysis.live import read_wal_rows
+from batchkit.analysis.query import run_query
 from batchkit.analysis.status import read_status
 from batchkit.execute.responselog import ResponseLog, new_run_id
 from tests.analysis.runs import AnalysisRun, build_analysis_run
@@ -82,3 +84,21 @@ def test_temp_view_shadows_in_stored_views(tmp_path: Path) -> None:
     )
     assert reader.execute("SELECT n FROM total").fetchall() == [(42,)]
     reader.close()
+
+
+def test_removed_wal_file_reads_empty(tmp_path: Path) -> None:
+    # execute removes a WAL file after compacting it, possibly between the
+    # reader's directory listing and its read.
+    assert read_wal_rows(tmp_path / "compacted.jsonl") == []
+
+
+def test_query_counts_wal_rows(tmp_path: Path) -> None:
+    run = build_analysis_run(tmp_path)
+    query = "SELECT count(*) FROM attempts WHERE stage = 'title'"
+    assert run_query(run.job, query).rows == [(3,)]
+    with open_log(run) as log:
+        for row in wal_rows(run):
+            log.append(row)
+        result = run_query(run.job, query)
+    assert result.rows == [(5,)]
+    assert result.uncompacted_attempts == 2

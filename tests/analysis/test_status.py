@@ -3,14 +3,14 @@
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from batchkit.analysis.errors import AnalysisError
-from batchkit.analysis.status import read_status
+from batchkit.analysis.status import MIN_RATE_SECONDS, read_status
 from batchkit.store.database import connect
 from tests.analysis.runs import (
     AnalysisRun,
@@ -51,10 +51,61 @@ def test_spend_against_estimate(analysis_run: AnalysisRun) -> None:
 def test_rate_and_eta(analysis_run: AnalysisRun) -> None:
     status = read_status(analysis_run.job, now=NOW, window_minutes=5)
     # Finished between 07:58 and 08:03: summary:3 and both summary:4 attempts.
+    # The first of them started at 08:00, so the rate covers 3 minutes.
     assert status.recent_attempts == 3
-    assert status.rate_per_minute == pytest.approx(0.6)
+    assert status.rate_seconds == pytest.approx(180)
+    assert status.rate_per_minute == pytest.approx(1.0)
     assert status.remaining == 4  # 2 pending, 1 failed, 1 rejected
-    assert status.eta_seconds == pytest.approx(4 / 0.6 * 60)
+    assert status.eta_seconds == pytest.approx(4 * 60)
+
+
+def test_rate_full_window_when_older(analysis_run: AnalysisRun) -> None:
+    # With a 2 minute window (08:01-08:03) only summary:4's second attempt
+    # counts, and it started at 08:01, the window's start.
+    status = read_status(analysis_run.job, now=NOW, window_minutes=2)
+    assert status.recent_attempts == 1
+    assert status.rate_seconds == pytest.approx(120)
+    assert status.rate_per_minute == pytest.approx(0.5)
+
+
+def young_run(directory: Path) -> tuple[AnalysisRun, datetime]:
+    """A run whose 30 newest attempts started one a second over 30 seconds."""
+    run = build_analysis_run(directory)
+    start = utc("2025-07-01T12:00:00")
+    rows = [
+        run.add(
+            "title:3",
+            n + 1,
+            (start + timedelta(seconds=n)).isoformat(),
+            status="failed",
+            error_type="server",
+            latency_ms=500,
+        )
+        for n in range(30)
+    ]
+    run.write_part("part-young", rows)
+    return run, start + timedelta(seconds=30)
+
+
+def test_rate_over_young_run(tmp_path: Path) -> None:
+    run, now = young_run(tmp_path)
+    status = read_status(run.job, now=now, window_minutes=5)
+    assert status.recent_attempts == 30
+    # 30 attempts in the 30 seconds since the first started, not in 5 minutes.
+    assert status.rate_seconds == pytest.approx(30)
+    assert status.rate_per_minute == pytest.approx(60)
+    assert status.remaining == 4  # title:4 pending; title:3, summary:4 failed
+    assert status.eta_seconds == pytest.approx(4)
+    assert status.to_dict()["rate_seconds"] == pytest.approx(30)
+
+
+def test_rate_span_has_floor(tmp_path: Path) -> None:
+    run, now = young_run(tmp_path)
+    # One second after the first attempt started, only that attempt finished.
+    status = read_status(run.job, now=now - timedelta(seconds=29))
+    assert status.recent_attempts == 1
+    assert status.rate_seconds == MIN_RATE_SECONDS
+    assert status.rate_per_minute == pytest.approx(60 / MIN_RATE_SECONDS)
 
 
 def test_no_eta_without_recent_attempts(analysis_run: AnalysisRun) -> None:
@@ -78,7 +129,8 @@ def test_json_shape(analysis_run: AnalysisRun) -> None:
     data = read_status(analysis_run.job, now=NOW).to_dict()
     assert data["totals"]["total"] == 8
     assert data["remaining"] == 4
-    assert data["rate_per_minute"] == pytest.approx(0.6)
+    assert data["rate_per_minute"] == pytest.approx(1.0)
+    assert data["rate_seconds"] == pytest.approx(180)
     assert [stage["stage"] for stage in data["stages"]] == ["summary", "title"]
 
 
