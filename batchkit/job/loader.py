@@ -1,9 +1,13 @@
 """Read a job file (TOML), check all of it, and build a `Job`.
 
 Every problem is collected first and reported together, each as
-`<file>: <key> = <value>: <what is wrong>; <what to do>`.
+`<file>: <key> = <value>: <what is wrong>; <what to do>`. Unknown sections and
+keys come first, because a misspelt name is often what causes the other
+problems. An unknown key is reported without its value, which may be a secret
+such as a database URL.
 """
 
+import difflib
 import os
 import re
 import tomllib
@@ -64,6 +68,31 @@ INPUT_FORMATS = {
     ".jsonl": "jsonl",
 }
 ROLES = {"system", "user", "assistant", "developer"}
+SECTIONS = {"job", "inputs", "items", "provider", "stages", "prices", "load"}
+JOB_KEYS = {"name", "run_dir"}
+INPUT_KEYS = {"path", "format"}
+ITEMS_KEYS = {"query", "key"}
+PROVIDER_KEYS = {
+    "name",
+    "base_url",
+    "api_key_env",
+    "model",
+    "rpm",
+    "tpm",
+    "concurrency",
+    "connect_timeout",
+    "read_timeout",
+    "deadline",
+    "max_attempts",
+    "batch",
+}
+BATCH_KEYS = {
+    "max_lines",
+    "max_bytes",
+    "max_enqueued_tokens",
+    "completion_window",
+    "poll_interval",
+}
 STAGE_KEYS = {
     "name",
     "messages",
@@ -77,6 +106,7 @@ STAGE_KEYS = {
     "max_attempts",
     "validate",
 }
+MESSAGE_KEYS = {"role", "file", "text"}
 VALIDATE_KEYS = {
     "enabled",
     "finish_reason",
@@ -90,6 +120,29 @@ VALIDATE_KEYS = {
     "forbidden",
     "sql",
 }
+PRICE_KEYS = {
+    "model",
+    "since",
+    "input_miss",
+    "input_hit",
+    "output",
+    "batch_factor",
+    "windows",
+}
+WINDOW_KEYS = {"start", "end", "factor"}
+LOAD_KEYS = {
+    "target",
+    "database_url_env",
+    "supabase_url_env",
+    "supabase_key_env",
+    "table",
+    "layout",
+    "key",
+    "columns",
+    "item_columns",
+    "chunk_rows",
+    "chunk_bytes",
+}
 
 
 class _Checker:
@@ -97,6 +150,7 @@ class _Checker:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.unknown: list[str] = []
         self.problems: list[str] = []
 
     def add(self, key: str, value: Any, problem: str) -> None:
@@ -153,14 +207,41 @@ class _Checker:
             return default
         return value
 
-    def known_keys(self, data: dict[str, Any], key: str, known: set[str]) -> None:
-        # A misspelt key would otherwise be ignored and its default used.
-        for name in sorted(set(data) - known):
-            self.add(
-                f"{key}.{name}",
-                data[name],
-                f"unknown key; known keys: {', '.join(sorted(known))}",
+    def known_keys(
+        self,
+        data: dict[str, Any],
+        key: str,
+        known: set[str],
+        *,
+        reported_elsewhere: frozenset[str] = frozenset(),
+    ) -> None:
+        """Report each key of `data` outside `known`, with the closest known key.
+
+        A misspelt key would otherwise be ignored and its default used.
+        """
+        for name in sorted(set(data) - known - reported_elsewhere):
+            hint = _closest(name, known)
+            listed = ", ".join(sorted(known))
+            problem = (
+                f"unknown key; did you mean {hint!r}? Known keys: {listed}"
+                if hint
+                else f"unknown key; known keys: {listed}"
             )
+            self.unknown.append(f"{self.path}: {key}.{name}: {problem}")
+
+    def known_sections(self, data: dict[str, Any]) -> None:
+        for name in sorted(set(data) - SECTIONS):
+            hint = _closest(name, SECTIONS)
+            listed = ", ".join(sorted(SECTIONS))
+            problem = (
+                f"unknown section; did you mean [{hint}]? Known sections: {listed}"
+                if hint
+                else f"unknown section; known sections: {listed}"
+            )
+            self.unknown.append(f"{self.path}: {name} = '...': {problem}")
+
+    def all_problems(self) -> list[str]:
+        return [*self.unknown, *self.problems]
 
     def names(self, data: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
         value = data.get(name, [])
@@ -173,7 +254,7 @@ class _Checker:
 
 
 def load_job(path: Path | str) -> Job:
-    """Read and validate the job file at `path`; raise JobError listing every problem."""
+    """Read and validate the job file at `path`; raise JobError listing all problems."""
     path = Path(path)
     if not path.is_file():
         raise JobError(
@@ -188,7 +269,9 @@ def load_job(path: Path | str) -> Job:
     path = path.resolve()
     check = _Checker(path)
     base = path.parent
+    check.known_sections(data)
     job_table = check.table(data, "job", "job")
+    check.known_keys(job_table, "job", JOB_KEYS)
     name = check.text(job_table, "job.name", "name", path.parent.name) or "job"
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         check.add("job.name", name, "use letters, digits, '.', '_' and '-' only")
@@ -200,14 +283,10 @@ def load_job(path: Path | str) -> Job:
     stages = _read_stages(check, data, base, provider)
     prices = _read_prices(check, data)
     load = _read_load(check, check.table(data, "load", "load"), stages)
-    known = {"job", "inputs", "items", "provider", "stages", "prices", "load"}
-    for extra in sorted(set(data) - known):
-        check.add(
-            extra, "...", f"unknown section; known sections: {', '.join(sorted(known))}"
-        )
 
-    if check.problems:
-        raise JobError(_summarise(check.problems))
+    problems = check.all_problems()
+    if problems:
+        raise JobError(_summarise(problems))
     return Job(
         path=path,
         name=name,
@@ -221,6 +300,11 @@ def load_job(path: Path | str) -> Job:
     )
 
 
+def _closest(name: str, known: set[str]) -> str | None:
+    matches = difflib.get_close_matches(name, sorted(known), n=1)
+    return matches[0] if matches else None
+
+
 def _summarise(problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
@@ -231,13 +315,38 @@ def _summarise(problems: list[str]) -> str:
 def _read_run_dir(
     check: _Checker, job_table: dict[str, Any], base: Path, name: str
 ) -> Path:
-    # BATCHKIT_RUNS moves every job's output; job.run_dir moves one job's.
+    # job.run_dir moves one job's output and BATCHKIT_RUNS every job's. The
+    # default depends only on where the job file is, never on the working
+    # directory, so every command finds the same job database.
     configured = check.text(job_table, "job.run_dir", "run_dir")
     if configured is not None:
         return (base / configured).resolve()
     runs = os.environ.get("BATCHKIT_RUNS")
-    root = Path(runs) if runs else Path.cwd() / "runs"
+    root = Path(runs) if runs else _default_runs_folder(base)
     return (root / name).resolve()
+
+
+def _default_runs_folder(job_folder: Path) -> Path:
+    """Return `runs/` in the project root above `job_folder`, else beside the job.
+
+    The project root is the nearest folder, `job_folder` included, that
+    contains a `runs/` folder, a `.git` entry or a `pyproject.toml`.
+    """
+    for folder in (job_folder, *job_folder.parents):
+        if _is_project_root(folder):
+            return folder / "runs"
+    return job_folder / "runs"
+
+
+def _is_project_root(folder: Path) -> bool:
+    try:
+        return (
+            (folder / "runs").is_dir()
+            or (folder / ".git").exists()
+            or (folder / "pyproject.toml").exists()
+        )
+    except OSError:  # an unreadable folder, such as another user's home
+        return False
 
 
 def _read_inputs(
@@ -263,6 +372,7 @@ def _read_inputs(
         if not isinstance(spec, dict):
             check.add(key, spec, "must be a path or a table with `path`")
             continue
+        check.known_keys(spec, key, INPUT_KEYS)
         relative = check.required_text(spec, f"{key}.path", "path")
         file_path = (base / relative).resolve()
         suffix = file_path.suffix.lower()
@@ -276,6 +386,7 @@ def _read_inputs(
 
 def _read_items(check: _Checker, data: dict[str, Any]) -> ItemsSpec:
     table = check.table(data, "items", "items")
+    check.known_keys(table, "items", ITEMS_KEYS)
     query = check.required_text(table, "items.query", "query")
     key = check.names(table, "items.key", "key")
     if not key:
@@ -286,6 +397,9 @@ def _read_items(check: _Checker, data: dict[str, Any]) -> ItemsSpec:
 
 
 def _read_provider(check: _Checker, table: dict[str, Any]) -> ProviderSpec:
+    check.known_keys(
+        table, "provider", PROVIDER_KEYS, reported_elsewhere=frozenset({"api_key"})
+    )
     base_url = check.text(
         table, "provider.base_url", "base_url", "https://api.openai.com/v1"
     )
@@ -306,6 +420,7 @@ def _read_provider(check: _Checker, table: dict[str, Any]) -> ProviderSpec:
             "set api_key_env to the name of an environment variable",
         )
     batch_table = check.table(table, "provider.batch", "batch")
+    check.known_keys(batch_table, "provider.batch", BATCH_KEYS)
     batch = BatchLimits(
         max_lines=check.number(
             batch_table,
@@ -347,7 +462,7 @@ def _read_provider(check: _Checker, table: dict[str, Any]) -> ProviderSpec:
         name=check.text(table, "provider.name", "name", "openai") or "openai",
         base_url=(base_url or "").rstrip("/"),
         api_key_env=key_env or "",
-        model=check.text(table, "provider.model", "model", "") or "",
+        model=check.text(table, "provider.model", "model") or "",
         rpm=check.number(
             table, "provider.rpm", "rpm", 60, unit="requests per minute", integer=True
         ),
@@ -389,6 +504,7 @@ def _read_message(
     if not isinstance(spec, dict):
         check.add(key, spec, "must be a table with `role` and `file` or `text`")
         return None
+    check.known_keys(spec, key, MESSAGE_KEYS)
     role = check.required_text(spec, f"{key}.role", "role")
     if role and role not in ROLES:
         check.add(f"{key}.role", role, f"must be one of {', '.join(sorted(ROLES))}")
@@ -648,6 +764,7 @@ def _read_prices(check: _Checker, data: dict[str, Any]) -> tuple[PriceEntry, ...
         if not isinstance(table, dict):
             check.add(key, table, "must be a table with model, since and prices")
             continue
+        check.known_keys(table, key, PRICE_KEYS)
         since = _parse_since(table.get("since"))
         if since is None:
             check.add(
@@ -657,8 +774,21 @@ def _read_prices(check: _Checker, data: dict[str, Any]) -> tuple[PriceEntry, ...
             )
             continue
         windows = []
-        for w_index, window in enumerate(table.get("windows", [])):
+        windows_raw = table.get("windows", [])
+        if not isinstance(windows_raw, list):
+            check.add(
+                f"{key}.windows",
+                windows_raw,
+                "must be a list of tables such as "
+                "[{ start = '16:30', end = '00:30', factor = 0.25 }]",
+            )
+            windows_raw = []
+        for w_index, window in enumerate(windows_raw):
             w_key = f"{key}.windows[{w_index}]"
+            if not isinstance(window, dict):
+                check.add(w_key, window, "must be a table with start, end and factor")
+                continue
+            check.known_keys(window, w_key, WINDOW_KEYS)
             start, end = (
                 _parse_time(window.get("start")),
                 _parse_time(window.get("end")),
@@ -722,6 +852,7 @@ def _read_prices(check: _Checker, data: dict[str, Any]) -> tuple[PriceEntry, ...
 def _read_load(
     check: _Checker, table: dict[str, Any], stages: tuple[StageSpec, ...]
 ) -> LoadSpec:
+    check.known_keys(table, "load", LOAD_KEYS)
     target = check.text(table, "load.target", "target")
     if target not in (None, "postgres", "rest", "parquet"):
         check.add(
