@@ -34,14 +34,22 @@ if BASE_URL is None:
 
 
 def _write_job(tmp_path: Path, job_name: str) -> Path:
-    """Copy a smoke job into tmp_path with one product whose prompt overflows the context."""
+    """Copy a smoke job into tmp_path, adding a product whose prompt overflows."""
     source = REPO / "jobs" / job_name / "job.toml"
     productmind = REPO / "jobs" / "productmind"
     with (productmind / "data" / "projects.csv").open(encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle) if row["id"] in PRODUCTS]
-    long_description = "An assistant that drafts long documents. " * (CONTEXT_TOKENS // 2)
-    rows.append({**rows[0], "id": LONG_PRODUCT, "name": "Long Probe",
-                 "description": long_description})
+    long_description = "An assistant that drafts long documents. " * (
+        CONTEXT_TOKENS // 2
+    )
+    rows.append(
+        {
+            **rows[0],
+            "id": LONG_PRODUCT,
+            "name": "Long Probe",
+            "description": long_description,
+        }
+    )
     projects = tmp_path / "projects.csv"
     with projects.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -66,7 +74,11 @@ def _batchkit(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[st
     environment.pop("LLM_SMOKE_DB_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "batchkit.cli.main", *arguments],
-        capture_output=True, text=True, env=environment, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        check=False,
     )
 
 
@@ -94,10 +106,14 @@ def test_smoke_job_wire_and_validation(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert executed.returncode == 0, executed.stderr
 
-    rows = _query(tmp_path, "llm-smoke", """
+    rows = _query(
+        tmp_path,
+        "llm-smoke",
+        """
         SELECT custom_id, status, error_type, http_status, prompt_tokens,
                completion_tokens, finish_reason
-        FROM attempts ORDER BY custom_id, started_at""")
+        FROM attempts ORDER BY custom_id, started_at""",
+    )
     normal = [row for row in rows if LONG_PRODUCT not in row[0]]
     long_rows = [row for row in rows if LONG_PRODUCT in row[0]]
     # 3 products × 2 templates, doc_en and mdc_en (both templates have a spec).
@@ -118,23 +134,31 @@ def test_smoke_job_wire_and_validation(tmp_path: Path) -> None:
 
     loaded = _batchkit(tmp_path, "load", "-j", str(job))
     assert loaded.returncode == 0, loaded.stderr
-    reasons = _query(tmp_path, "llm-smoke", """
+    reasons = _query(
+        tmp_path,
+        "llm-smoke",
+        """
         SELECT split_part(reason, ':', 1) AS name, count(*)
-        FROM (SELECT unnest(reasons) AS reason FROM verdicts) GROUP BY 1""")
+        FROM (SELECT unnest(reasons) AS reason FROM verdicts) GROUP BY 1""",
+    )
     valid = _query(tmp_path, "llm-smoke", "SELECT count(*) FROM valid_results")
     ledger = _query(tmp_path, "llm-smoke", "SELECT count(*) FROM load_ledger")
     assert valid == [(0,)]
     assert ledger == [(0,)]
     assert reasons
-    _record(tmp_path, "wire-and-validation", {
-        "requests": len({row[0] for row in rows}),
-        "attempts": len(rows),
-        "seconds_prepare_and_execute": round(elapsed, 1),
-        "completion_tokens": sum(row[5] or 0 for row in normal),
-        "finish_reasons": sorted({str(row[6]) for row in normal}),
-        "reject_reasons": dict(reasons),
-        "batch_mode_message": batch.stderr.strip().splitlines()[-1],
-    })
+    _record(
+        tmp_path,
+        "wire-and-validation",
+        {
+            "requests": len({row[0] for row in rows}),
+            "attempts": len(rows),
+            "seconds_prepare_and_execute": round(elapsed, 1),
+            "completion_tokens": sum(row[5] or 0 for row in normal),
+            "finish_reasons": sorted({str(row[6]) for row in normal}),
+            "reject_reasons": dict(reasons),
+            "batch_mode_message": batch.stderr.strip().splitlines()[-1],
+        },
+    )
 
 
 def test_dependent_stages_render_from_real_output(tmp_path: Path) -> None:
@@ -146,23 +170,35 @@ def test_dependent_stages_render_from_real_output(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
     elapsed = time.monotonic() - started
 
-    pairs = _query(tmp_path, "llm-smoke-novalidate", """
+    pairs = _query(
+        tmp_path,
+        "llm-smoke-novalidate",
+        """
         SELECT d.custom_id, d.line, s.content
         FROM requests d
         JOIN request_versions v ON v.custom_id = d.custom_id
             AND v.request_hash = d.request_hash
         JOIN attempts s ON s.attempt_id = v.source_attempt_id
-        WHERE d.stage IN ('doc_zh', 'mdc_zh')""")
+        WHERE d.stage IN ('doc_zh', 'mdc_zh')""",
+    )
     assert len(pairs) == 12
     for _, line, source_content in pairs:
         body = orjson.loads(line)["body"]
         prompt = "\n".join(message["content"] for message in body["messages"])
         assert source_content.strip()[:200] in prompt
-    done = _query(tmp_path, "llm-smoke-novalidate", """
-        SELECT stage, count(*) FROM results GROUP BY 1 ORDER BY 1""")
-    _record(tmp_path, "dependent-stages", {
-        "results_per_stage": dict(done),
-        "seconds_two_rounds": round(elapsed, 1),
-    })
+    done = _query(
+        tmp_path,
+        "llm-smoke-novalidate",
+        """
+        SELECT stage, count(*) FROM results GROUP BY 1 ORDER BY 1""",
+    )
+    _record(
+        tmp_path,
+        "dependent-stages",
+        {
+            "results_per_stage": dict(done),
+            "seconds_two_rounds": round(elapsed, 1),
+        },
+    )
     assert dict(done).get("doc_zh") == 6
     assert dict(done).get("mdc_zh") == 6
