@@ -28,7 +28,13 @@ from batchkit.analysis.status import (
     format_usd,
     read_status,
 )
-from batchkit.cli.common import DEFAULT_JOB, JobOption, stderr, stdout
+from batchkit.cli.common import (
+    DEFAULT_JOB,
+    JobOption,
+    format_duration,
+    stderr,
+    stdout,
+)
 from batchkit.job.loader import load_job
 
 COUNT_COLUMNS = ("total", "pending", "ok", "failed", "rejected", "loaded")
@@ -183,21 +189,6 @@ def _rate_line(run: RunStatus) -> str:
         )
         return f"{rate}; {run.remaining:,} requests left, no ETA ({seen})"
     return f"{rate}; {run.remaining:,} requests left, ETA {format_duration(eta)}"
-
-
-def format_duration(seconds: float) -> str:
-    """Return `seconds` as text such as 2d 03h, 1h 05m, 4m 10s or 25s."""
-    whole = round(seconds)
-    days, rest = divmod(whole, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def _errors_table(run: RunStatus) -> Table:

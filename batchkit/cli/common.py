@@ -42,3 +42,18 @@ def load_dotenv_file() -> None:
     path = Path.cwd() / ".env"
     if path.is_file():
         load_dotenv(path, override=False)
+
+
+def format_duration(seconds: float) -> str:
+    """Return `seconds` as text such as 2d 03h, 1h 05m, 4m 10s or 25s."""
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

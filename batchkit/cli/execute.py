@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from batchkit.cli.common import DEFAULT_JOB, JobOption, QuietOption, stderr, stdout
+from batchkit.cli.common import (
+    DEFAULT_JOB,
+    JobOption,
+    QuietOption,
+    format_duration,
+    stderr,
+    stdout,
+)
 from batchkit.execute.progress import RunSnapshot
 from batchkit.execute.select import Selection
 from batchkit.execute.stream import StreamOptions, StreamSummary, plan_run, run_stream
@@ -29,16 +36,7 @@ class Mode(StrEnum):
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{seconds:02d}s"
-    return f"{seconds}s"
+    return "-" if seconds is None else format_duration(seconds)
 
 
 def _usd(amount: float) -> str:

@@ -7,7 +7,7 @@ from batchkit.execute.select import PendingRequest
 from batchkit.job.model import Job
 from batchkit.job.prices import attempt_cost
 from batchkit.providers.errors import ProviderError
-from batchkit.providers.protocol import Usage
+from batchkit.providers.protocol import Completion, Usage
 
 MAX_FAILED_BODY_CHARS = 20_000  # of a failed attempt's body, kept for diagnosis
 
@@ -36,6 +36,23 @@ def usage_cost(
         cache_hit_tokens=usage.cache_hit_tokens or 0,
         completion_tokens=usage.completion_tokens or 0,
     )
+
+
+def completion_columns(completion: Completion, default_model: str) -> dict[str, Any]:
+    """Return the columns of an ok attempt that come from its chat completion."""
+    usage = completion.usage
+    return {
+        "status": "ok",
+        "model": completion.model or default_model,
+        "content": completion.content,
+        "reasoning_content": completion.reasoning_content,
+        "finish_reason": completion.finish_reason,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cache_hit_tokens": usage.cache_hit_tokens,
+        "cache_miss_tokens": usage.cache_miss_tokens,
+    }
 
 
 def base_record(

@@ -30,7 +30,13 @@ from batchkit.execute.limits import (
     TokenWindow,
 )
 from batchkit.execute.progress import ExecuteProgress, RunSnapshot, SilentProgress
-from batchkit.execute.records import add_failure, base_record, redact, usage_cost
+from batchkit.execute.records import (
+    add_failure,
+    base_record,
+    completion_columns,
+    redact,
+    usage_cost,
+)
 from batchkit.execute.responselog import ResponseLog
 from batchkit.execute.retry import RetryPolicy, is_counted, should_retry
 from batchkit.execute.select import PendingRequest, Selection, iter_pending
@@ -420,18 +426,9 @@ class StreamRun:
         assert reply is not None
         completion = reply.completion
         usage = completion.usage
+        record.update(completion_columns(completion, work.request.model))
         record.update(
-            status="ok",
             http_status=reply.http_status,
-            model=completion.model or work.request.model,
-            content=completion.content,
-            reasoning_content=completion.reasoning_content,
-            finish_reason=completion.finish_reason,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cache_hit_tokens=usage.cache_hit_tokens,
-            cache_miss_tokens=usage.cache_miss_tokens,
             cost_usd=usage_cost(self.job, work.request.model, started_at, usage),
             raw_body=redact(reply.body, self.endpoint.api_key),
         )

@@ -13,7 +13,8 @@ from batchkit.analysis.status import (
     RunStatus,
     StageStatus,
 )
-from batchkit.cli.analysis import format_duration, print_status
+from batchkit.cli.analysis import print_status
+from batchkit.cli.common import format_duration
 from tests.analysis.runs import utc
 
 NOW = utc("2025-07-01T12:00:00")

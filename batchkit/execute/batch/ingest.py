@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from batchkit.execute.records import completion_columns
 from batchkit.job.model import PriceEntry
 from batchkit.job.prices import attempt_cost
 from batchkit.providers.protocol import Completion, parse_usage
@@ -251,18 +252,9 @@ def ok_record(
     if cache_miss is None:
         cache_miss = usage.prompt_tokens or 0
     record = base_record(batch, request)
+    record.update(completion_columns(completion, batch.model))
     record.update(
-        status="ok",
         http_status=200,
-        model=completion.model or batch.model,
-        content=completion.content,
-        reasoning_content=completion.reasoning_content,
-        finish_reason=completion.finish_reason,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        cache_hit_tokens=usage.cache_hit_tokens,
-        cache_miss_tokens=usage.cache_miss_tokens,
         cost_usd=attempt_cost(
             batch.prices,
             batch.model,
