@@ -105,9 +105,10 @@ class PlainProgress:
         )
 
 
-def _run_stream(
+def run_stream_with_progress(
     job: Job, selection: Selection, options: StreamOptions, quiet: bool
 ) -> StreamSummary:
+    """Run stream execute with a progress bar, plain lines, or nothing if quiet."""
     if quiet:
         return run_stream(job, selection, options)
     if not stderr.is_terminal:
@@ -152,7 +153,8 @@ def _run_batch(
         stdout.print(line, highlight=False, soft_wrap=True)
 
 
-def _report(summary: StreamSummary, job: Job, quiet: bool) -> None:
+def report_stream_summary(summary: StreamSummary, job: Job, quiet: bool) -> None:
+    """Print a run's summary; exit 130 after Ctrl-C and 1 after a budget stop."""
     # With --quiet only the result line, the first of the summary, is printed.
     lines = summary.lines()[:1] if quiet else summary.lines()
     for line in lines:
@@ -336,8 +338,8 @@ def execute(
         off_peak=off_peak,
         grace_seconds=grace,
     )
-    summary = _run_stream(job, selection, options, quiet)
-    _report(summary, job, quiet)
+    summary = run_stream_with_progress(job, selection, options, quiet)
+    report_stream_summary(summary, job, quiet)
 
 
 def register(app: typer.Typer) -> None:

@@ -81,10 +81,11 @@ def load(
             progress=report,
         )
     if not quiet:
-        _print_summary(summary)
+        print_load_summary(summary)
 
 
-def _print_summary(summary: LoadSummary) -> None:
+def print_load_summary(summary: LoadSummary) -> None:
+    """Print what a load planned and sent, per stage, with the reject reasons."""
     _print_stage_table(summary)
     for stage, reasons in summary.reject_reasons.items():
         shown = ", ".join(f"{name} {count:,}" for name, count in reasons.items())

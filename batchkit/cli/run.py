@@ -5,8 +5,8 @@ from typing import Annotated
 import typer
 
 from batchkit.cli.common import DEFAULT_JOB, JobOption, QuietOption, stderr
-from batchkit.cli.execute import _report, _run_stream
-from batchkit.cli.load import _print_summary as print_load_summary
+from batchkit.cli.execute import report_stream_summary, run_stream_with_progress
+from batchkit.cli.load import print_load_summary
 from batchkit.execute.select import Selection
 from batchkit.execute.stream import StreamOptions, StreamSummary
 from batchkit.job.loader import load_job
@@ -47,8 +47,8 @@ def run(
     options = StreamOptions(base_url=base_url, max_cost=max_cost)
 
     def execute_round(job: Job, selection: Selection) -> StreamSummary:
-        summary = _run_stream(job, selection, options, quiet)
-        _report(summary, job, quiet)
+        summary = run_stream_with_progress(job, selection, options, quiet)
+        report_stream_summary(summary, job, quiet)
         return summary
 
     def announce(text: str) -> None:
