@@ -32,7 +32,9 @@ concurrency = 16
 
 [[stages]]
 name = "doc_en"
-messages = [{{ role = "user", text = "Describe {{{{ item.name }}}} in English. Length: 300–600 characters." }}]
+messages = [
+    {{ role = "user", text = "Describe {{{{ item.name }}}} in 300–600 characters." }},
+]
 max_tokens = 1000
 
 [stages.validate]
@@ -41,7 +43,9 @@ language = "en"
 [[stages]]
 name = "doc_zh"
 depends_on = "doc_en"
-messages = [{{ role = "user", text = "请把下面的文档翻译成简体中文：\\n\\n{{{{ source.content }}}}" }}]
+messages = [
+    {{ role = "user", text = "翻译成简体中文：\\n\\n{{{{ source.content }}}}" }},
+]
 max_tokens = 2000
 
 [stages.validate]
