@@ -9,7 +9,6 @@ from pathlib import Path
 
 from batchkit.execute.budget import Budget, check_budget_prices
 from batchkit.execute.errors import ExecuteError
-from batchkit.execute.lock import execute_lock
 from batchkit.execute.progress import ExecuteProgress
 from batchkit.execute.responselog import ResponseLog, new_run_id, recover
 from batchkit.execute.retry import RetryPolicy
@@ -21,6 +20,7 @@ from batchkit.load.validate import refresh_verdicts
 from batchkit.providers.endpoint import Endpoint, resolve_endpoint
 from batchkit.providers.errors import AuthenticationError, RunStoppingError
 from batchkit.store.database import connect
+from batchkit.store.lock import execute_lock
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from batchkit.prepare.selection import (
     select_stage_rows,
 )
 from batchkit.store.database import connect
+from batchkit.store.lock import execute_lock
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def prepare_job(
     logger.info(
         "prepare started: job %s, stages %s", job.name, [s.name for s in stages]
     )
-    with connect(job) as connection:
+    with execute_lock(job, "prepare"), connect(job) as connection:
         refresh_verdicts(connection, job)
         # NOTE: the whole run is one transaction, so memory grows with the job:
         # about 1 GB resident for 62,000 requests of 2.8 KB (benchmarks/prepare.py).

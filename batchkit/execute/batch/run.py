@@ -24,13 +24,13 @@ from batchkit.execute.batch.recover import batch_lock, recover_orphans
 from batchkit.execute.batch.store import consecutive_failures
 from batchkit.execute.batch.submit import submit_pending
 from batchkit.execute.batch.summary import BatchSummary
-from batchkit.execute.lock import execute_lock
 from batchkit.execute.responselog import ResponseLog, new_run_id, recover
 from batchkit.execute.runlog import run_log
 from batchkit.execute.select import Selection
 from batchkit.job.model import Job
 from batchkit.providers.endpoint import resolve_endpoint
 from batchkit.store.database import connect
+from batchkit.store.lock import execute_lock
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
-"""One execute at a time per job.
+"""One execute at a time per job, and no prepare while it runs.
 
 Two runs selecting the same pending requests would both send them and pay
 twice, and a starting run compacts write-ahead logs it takes for crashed
-runs. The lock is an flock on `runs/<job>/execute.lock`, so the kernel
-releases it when the process ends, also after `kill -9`.
+runs. A prepare during a run would supersede requests the run has already
+selected, so it would pay for stale prompts. The lock is an flock on
+`runs/<job>/execute.lock`, so the kernel releases it when the process ends,
+also after `kill -9`.
 """
 
 import fcntl
@@ -11,19 +13,22 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from batchkit.execute.errors import ExecuteError
 from batchkit.job.model import Job
+from batchkit.store.errors import StoreError
 
 LOCK_NAME = "execute.lock"
 
 
-class ExecuteLockedError(ExecuteError):
-    """Another execute of the same job is running."""
+class ExecuteLockedError(StoreError):
+    """Another execute (or prepare) of the same job is running."""
 
 
 @contextmanager
-def execute_lock(job: Job) -> Iterator[None]:
-    """Hold the job's execute lock; raise ExecuteLockedError if another run has it."""
+def execute_lock(job: Job, command: str = "execute") -> Iterator[None]:
+    """Hold the job's execute lock; raise ExecuteLockedError if another run has it.
+
+    `command` names the command that wants the lock, for the message.
+    """
     job.run_dir.mkdir(parents=True, exist_ok=True)
     path = job.run_dir / LOCK_NAME
     with path.open("a+") as handle:
@@ -33,7 +38,8 @@ def execute_lock(job: Job) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise ExecuteLockedError(
-                f"{path}: another `batchkit execute` of job {job.name!r} is running "
+                f"{path}: `batchkit {command}` cannot start because another "
+                f"`batchkit execute` or `prepare` of job {job.name!r} is running "
                 f"(pid {holder}); wait for it to end or stop it, then run this "
                 "command again. `batchkit status` works meanwhile."
             ) from None
