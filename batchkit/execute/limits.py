@@ -208,12 +208,13 @@ class ConcurrencyGate:
 class AdaptiveLimits:
     """AIMD: sustained 429s lower the rate and concurrency caps; success restores them.
 
-    A 429 lowers the caps (multiplies them by `decrease`) only when 429s make
-    up at least `min_share` of the responses of the last `window` seconds, and
-    at most once per `cooldown`, so a burst from one overload counts once and
-    a provider that returns an occasional random 429 does not throttle the
-    run. Every `recover_after` seconds in which the share stays below
-    `min_share`, the caps grow by `increase` of their configured value.
+    A 429 lowers the caps (multiplies them by `decrease`) only when at least
+    `min_count` 429s make up at least `min_share` of the responses of the last
+    `window` seconds, and at most once per `cooldown`. So a burst from one
+    overload counts once, and a provider that returns an occasional random
+    429 does not throttle the run. Every `recover_after` seconds in which the
+    share stays below `min_share`, the caps grow by `increase` of their
+    configured value.
     """
 
     def __init__(
@@ -228,6 +229,7 @@ class AdaptiveLimits:
         recover_after: float = 5.0,
         window: float = 10.0,
         min_share: float = 0.1,
+        min_count: int = 3,
         clock: Clock = time.monotonic,
     ) -> None:
         self.pacer = pacer
@@ -239,12 +241,15 @@ class AdaptiveLimits:
         self.recover_after = recover_after
         self.window = window
         self.min_share = min_share
+        self.min_count = min_count
         self.clock = clock
         self.factor = 1.0
         self._last_decrease = -math.inf
         self._last_change = clock()
         self._outcomes: deque[tuple[float, bool]] = deque()  # (time, was a 429)
         self._limited = 0  # 429s in _outcomes
+        # Whether 429s reached min_share of the window at the last response.
+        self.is_sustained = False
 
     def _apply(self) -> None:
         self.pacer.factor = self.factor
@@ -258,7 +263,9 @@ class AdaptiveLimits:
         while self._outcomes and self._outcomes[0][0] < now - self.window:
             _, old = self._outcomes.popleft()
             self._limited -= old
-        return self._limited / len(self._outcomes)
+        share = self._limited / len(self._outcomes)
+        self.is_sustained = share >= self.min_share and self._limited >= self.min_count
+        return share
 
     def on_rate_limited(self) -> bool:
         """Lower the caps when 429s are sustained and the cooldown has passed.
@@ -266,8 +273,8 @@ class AdaptiveLimits:
         Returns True when the caps were lowered.
         """
         now = self.clock()
-        share = self._record(now, True)
-        if share < self.min_share or now - self._last_decrease < self.cooldown:
+        self._record(now, True)
+        if not self.is_sustained or now - self._last_decrease < self.cooldown:
             return False
         self._last_decrease = now
         self._last_change = now

@@ -487,8 +487,9 @@ class StreamRun:
                 self.adaptive.factor * 100,
                 self.gate.limit,
             )
-        if error.retry_after:
-            # The header's wait applies to every request, not only this one.
+        if error.retry_after and self.adaptive.is_sustained:
+            # While 429s are sustained, the header's wait applies to every
+            # request; an occasional 429 delays only its own retry.
             self.pacer.pause(error.retry_after)
             self.waiting_until = time.monotonic() + error.retry_after
             self.waiting_reason = "rate limit reset"

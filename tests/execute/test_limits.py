@@ -168,6 +168,9 @@ def _adaptive(clock: FakeClock) -> AdaptiveLimits:
 def test_aimd_decreases_once_per_cooldown() -> None:
     clock = FakeClock()
     limits = _adaptive(clock)
+    # Two 429s are not sustained yet; the third is.
+    assert not limits.on_rate_limited()
+    assert not limits.on_rate_limited()
     assert limits.on_rate_limited()
     assert not limits.on_rate_limited()
     assert limits.factor == pytest.approx(0.7)
@@ -181,7 +184,8 @@ def test_aimd_decreases_once_per_cooldown() -> None:
 def test_aimd_recovers_without_429s() -> None:
     clock = FakeClock()
     limits = _adaptive(clock)
-    limits.on_rate_limited()
+    for _ in range(3):
+        limits.on_rate_limited()
     limits.on_success()
     assert limits.factor == pytest.approx(0.7)
     for _ in range(10):
