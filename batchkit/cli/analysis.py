@@ -303,11 +303,13 @@ def _print_relations(title: str, relations: list[RelationInfo]) -> None:
 
 
 def _result_table(result: QueryResult) -> Table:
+    # Text cells are shown as they are: rich would read "[link](url)" as
+    # markup and ":x:" as an emoji code in plain strings.
     table = Table()
     for column in result.columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(Text(column), overflow="fold")
     for row in result.rows:
-        table.add_row(*(format_cell(value) for value in row))
+        table.add_row(*(Text(format_cell(value)) for value in row))
     return table
 
 

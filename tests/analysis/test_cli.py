@@ -275,3 +275,18 @@ def test_status_watch_repeats(analysis_run: AnalysisRun, capsys, monkeypatch) ->
     assert code == 130
     assert pauses == [5.0, 5.0]
     assert out.count("requests by status") == 2
+
+
+def test_sql_table_shows_text_verbatim(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from batchkit.cli.main import _register_commands, app
+    from tests.execute.jobfiles import prepared_job
+
+    job = prepared_job(tmp_path, ["hello"])
+    _register_commands(["sql"])
+    monkeypatch.setenv("COLUMNS", "200")
+    query = "SELECT 'see [docs](http://x) and arr[i] and a:x:b' AS text"
+    result = CliRunner().invoke(app, ["sql", "-j", str(job.path), query])
+    assert result.exit_code == 0, result.output
+    assert "see [docs](http://x) and arr[i] and a:x:b" in result.output
