@@ -327,15 +327,22 @@ class StreamRun:
         worst = worst or 0.0
         while not self.budget.fits(worst):
             if not self._tasks:
-                self.stop(
-                    "budget",
-                    f"the next request ({request.custom_id}, up to ${worst:.4f}) "
-                    f"could take the spend of ${self.budget.total:.4f} over "
-                    f"--max-cost {self.budget.limit:g}",
-                )
+                self.stop("budget", self._budget_message(request.custom_id, worst))
                 return None
             await self._wait_for_completion()
         return worst
+
+    def _budget_message(self, custom_id: str, worst: float) -> str:
+        limit = self.budget.limit or 0.0
+        if self.budget.total >= limit:
+            return (
+                f"the job has already spent ${self.budget.total:.4f}, which is "
+                f"--max-cost {limit:g} or more"
+            )
+        return (
+            f"the next request ({custom_id}, up to ${worst:.4f}) could take the "
+            f"spend of ${self.budget.total:.4f} over --max-cost {limit:g}"
+        )
 
     # Dispatching.
 
