@@ -68,7 +68,10 @@ def run_pipeline(
         say(f"round {number}: prepare")
         prepared = prepare_job(job)
         rendered = _rendered(prepared)
-        say(f"round {number}: execute ({rendered:,} new or changed requests)")
+        say(
+            f"round {number}: execute every pending request (this prepare "
+            f"added or changed {rendered:,})"
+        )
         executed = execute(job, Selection())
         summary.rounds.append(RoundSummary(number, rendered, prepared, executed))
         logger.info(

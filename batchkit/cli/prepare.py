@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -133,6 +134,16 @@ def _print_summary(summary: PrepareSummary, requests_dir: str) -> None:
             "* includes projected requests: each request of the dependency that "
             "is not rendered here yet counts as one, with a prompt of the "
             f"dependency's max_tokens plus {PROJECTED_INSTRUCTION_TOKENS} tokens."
+        )
+    unpriced = [e.stage for e in summary.estimates if e.max_cost_usd is None]
+    if unpriced:
+        notes.append(
+            "[yellow]warning:[/yellow] "
+            + escape(
+                f"no [[prices]] entry covers the model of {', '.join(unpriced)} "
+                "today, so their cost is left out of the total and attempts get "
+                "no cost; add a dated [[prices]] entry to the job file."
+            )
         )
     retired = {stage: count for stage, count in summary.retired.items() if count}
     if retired:

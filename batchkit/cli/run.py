@@ -43,6 +43,10 @@ def run(
 
         batchkit run -j jobs/productmind/job.toml --max-cost 50
     """
+    if max_cost is not None and max_cost <= 0:
+        raise typer.BadParameter(
+            f"{max_cost:g}: must be a positive number of USD", param_hint="--max-cost"
+        )
     job = load_job(job_path)
     options = StreamOptions(base_url=base_url, max_cost=max_cost)
 
