@@ -23,7 +23,7 @@ LOCK_WAIT_SECONDS = 10.0
 DEFAULT_WINDOW_MINUTES = 5.0
 # The shortest span a rate is measured over, so that the first few attempts of
 # a run do not project a rate from a fraction of a second.
-MIN_RATE_SECONDS = 10.0
+MIN_RATE_SECONDS = 3.0
 TOP_ERRORS = 5
 
 

@@ -244,9 +244,10 @@ def sql(
         typer.Option("--format", "-f", help="Output format: table, csv or json."),
     ] = OutputFormat.table,
 ) -> None:
-    """Run one SQL query on the job database (read-only) and print the rows.
+    """Run one SQL query on a read-only connection to the job database.
 
-    Example:
+    The query cannot change the database, but DuckDB statements such as
+    COPY ... TO still write files. Example:
 
         batchkit sql -j jobs/productmind/job.toml "SELECT * FROM progress"
     """

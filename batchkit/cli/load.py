@@ -155,8 +155,10 @@ def _print_export(summary: LoadSummary) -> None:
     )
     stderr.print(
         f"To load into PostgreSQL, set {summary.database_url_env} (the database "
-        f"URL), or {summary.supabase_url_env} and {summary.supabase_key_env} for "
-        "Supabase's REST API, and run load again"
+        f"URL), or {summary.supabase_url_env} and {summary.supabase_key_env} with "
+        'target = "rest" in the \\[load] table for Supabase\'s REST API, and run '
+        "load again",
+        highlight=False,
     )
 
 
