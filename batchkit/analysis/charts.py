@@ -62,47 +62,48 @@ def _time_bar(bucket_seconds: float) -> dict[str, Any]:
     return {"width": bucket_seconds * 1000 * 0.9, "offset": 0}
 
 
+def _stacked_time_bars(
+    title: str,
+    rows: Sequence[tuple[str, datetime, int]],
+    bucket_seconds: int,
+    colours: dict[str, str] | None = None,
+) -> go.Figure:
+    """Stack one bar series per group over time buckets; rows are (group, bucket, n)."""
+    figure = _figure(title, "finished (UTC)", "attempts")
+    if not rows:
+        return _add_empty_note(figure)
+    for group, points in sorted(_group(rows).items()):
+        figure.add_bar(
+            name=group,
+            x=[point[0] for point in points],
+            y=[point[1] for point in points],
+            marker_color=(colours or {}).get(group),
+            **_time_bar(bucket_seconds),
+        )
+    return figure
+
+
 def throughput_chart(
     rows: Sequence[tuple[str, datetime, int]], bucket_seconds: int
 ) -> go.Figure:
     """Stack ok and failed attempts per time bucket; rows are (status, bucket, n)."""
-    figure = _figure(
+    return _stacked_time_bars(
         f"Attempts finished per {bucket_name(bucket_seconds)}",
-        "finished (UTC)",
-        "attempts",
+        rows,
+        bucket_seconds,
+        STATUS_COLOURS,
     )
-    if not rows:
-        return _add_empty_note(figure)
-    for status, points in sorted(_group(rows).items()):
-        figure.add_bar(
-            name=status,
-            x=[point[0] for point in points],
-            y=[point[1] for point in points],
-            marker_color=STATUS_COLOURS.get(status),
-            **_time_bar(bucket_seconds),
-        )
-    return figure
 
 
 def errors_chart(
     rows: Sequence[tuple[str, datetime, int]], bucket_seconds: int
 ) -> go.Figure:
     """Stack failed attempts by error type per time bucket."""
-    figure = _figure(
+    return _stacked_time_bars(
         f"Failed attempts by error type per {bucket_name(bucket_seconds)}",
-        "finished (UTC)",
-        "attempts",
+        rows,
+        bucket_seconds,
     )
-    if not rows:
-        return _add_empty_note(figure)
-    for error_type, points in sorted(_group(rows).items()):
-        figure.add_bar(
-            name=error_type,
-            x=[point[0] for point in points],
-            y=[point[1] for point in points],
-            **_time_bar(bucket_seconds),
-        )
-    return figure
 
 
 def histogram_chart(

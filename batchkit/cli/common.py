@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from dotenv import load_dotenv
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 # Data goes to stdout, everything else (progress, tables for people) to stderr.
 stdout = Console()
@@ -57,3 +58,18 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+def progress_bar(label: str, quiet: bool) -> Progress:
+    """Return a transient bar on stderr; it draws nothing when quiet or piped.
+
+    `label` is the text column's format, such as "{task.description}".
+    """
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=stderr,
+        disable=quiet or not stderr.is_terminal,
+        transient=True,
+    )

@@ -3,10 +3,16 @@
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from batchkit.cli.common import DEFAULT_JOB, JobOption, QuietOption, stderr, stdout
+from batchkit.cli.common import (
+    DEFAULT_JOB,
+    JobOption,
+    QuietOption,
+    progress_bar,
+    stderr,
+    stdout,
+)
 from batchkit.job.loader import load_job
 from batchkit.load.run import LoadSummary, load_results, target_schema
 
@@ -59,14 +65,7 @@ def load(
         SUPABASE_DB_URL=postgresql://... batchkit load -j jobs/productmind/job.toml
     """
     job = load_job(job_path)
-    with Progress(
-        TextColumn("load"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=stderr,
-        disable=quiet or not stderr.is_terminal,
-        transient=True,
-    ) as bar:
+    with progress_bar("load", quiet) as bar:
         task = bar.add_task("load", total=None)
 
         def report(done: int, total: int) -> None:

@@ -6,15 +6,18 @@ import typer
 from rich import box
 from rich.markup import escape
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
 )
 from rich.table import Table
 
-from batchkit.cli.common import DEFAULT_JOB, JobOption, QuietOption, stderr, stdout
+from batchkit.cli.common import (
+    DEFAULT_JOB,
+    JobOption,
+    QuietOption,
+    progress_bar,
+    stderr,
+    stdout,
+)
 from batchkit.job.loader import load_job
 from batchkit.prepare.estimate import PROJECTED_INSTRUCTION_TOKENS
 from batchkit.prepare.run import PrepareSummary, prepare_job
@@ -49,14 +52,7 @@ def prepare(
         batchkit prepare -j jobs/productmind/job.toml --limit 10
     """
     job = load_job(job_path)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=stderr,
-        disable=quiet or not stderr.is_terminal,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.description}", quiet) as bar:
         tasks: dict[str, TaskID] = {}
 
         def report(stage: str, rendered: int, total: int) -> None:
