@@ -9,11 +9,11 @@ them (the stream runner counts the same way).
 `iter_pending` first copies the pending rows into a Parquet snapshot with one
 short DuckDB connection, then reads it a chunk at a time. The database is not
 held open while requests are in flight, and memory stays flat however many
-rows are pending. The rows come in no set order unless `--limit` is given.
-Sorting them with their request lines by custom_id raised the peak memory of
-selecting 1,000,000 pending 1,000-byte requests to about 1 GB, against 362 MB
-without the sort (benchmarks/execute.py, 2 cores); `ORDER BY ... LIMIT N`
-keeps only the first N rows.
+rows are pending. The rows come in no set order unless `--limit` is given,
+because sorting 1,000,000 pending 1,000-byte requests with their lines by
+custom_id ran out of memory under a 256 MB or 512 MB DuckDB limit; without the
+sort, selecting them peaks at about 360 MB (benchmarks/execute.py, 2 cores).
+`ORDER BY ... LIMIT N` keeps only the first N rows.
 """
 
 import logging
