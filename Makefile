@@ -47,13 +47,13 @@ test-llm: setup ## Run a small job against a real llama.cpp server (slow, opt-in
 	bash scripts/test-llm.sh
 
 lint: setup ## Check formatting, lint and types
-	$(BIN)/ruff format --check batchkit tests
-	$(BIN)/ruff check batchkit tests
+	$(BIN)/ruff format --check batchkit tests benchmarks
+	$(BIN)/ruff check batchkit tests benchmarks
 	$(BIN)/mypy batchkit
 
 format: setup ## Format the code
-	$(BIN)/ruff format batchkit tests
-	$(BIN)/ruff check --fix batchkit tests
+	$(BIN)/ruff format batchkit tests benchmarks
+	$(BIN)/ruff check --fix batchkit tests benchmarks
 
 bench: setup ## Print speed and memory figures against the targets
 	$(BIN)/python -m benchmarks $(ARGS)

@@ -1,4 +1,4 @@
-"""Run every benchmark, or those named on the command line: python -m benchmarks prepare."""
+"""Run every benchmark, or those named: python -m benchmarks prepare load."""
 
 import importlib
 import sys
