@@ -30,6 +30,7 @@ from batchkit.execute.stream import StreamOptions, run_stream
 from batchkit.job.loader import load_job
 from batchkit.job.model import Job
 from batchkit.simulate import run_in_subprocess
+from batchkit.simulate.requestlog import max_in_window
 from batchkit.store.database import connect
 from tests.execute.jobfiles import KEY_ENV, prepared_job
 
@@ -49,16 +50,6 @@ SIMULATOR_CPU = 1  # the simulator is pinned here; the client runs anywhere
 
 def _scaled(count: int) -> int:
     return max(10, int(count * SCALE))
-
-
-def _max_in_window(times: list[float], seconds: float) -> int:
-    most = 0
-    start = 0
-    for end, stamp in enumerate(times):
-        while times[start] <= stamp - seconds:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def _process_cpu_seconds(pid: int) -> float:
@@ -110,8 +101,8 @@ def bench_rate(folder: Path) -> None:
         "(target >= 97 %)"
     )
     print(
-        f"  max in any 60 s: {_max_in_window(times, 60.0):,} (cap {RATE_RPM:,}); "
-        f"max in any 1 s: {_max_in_window(times, 1.0)} "
+        f"  max in any 60 s: {max_in_window(times, 60.0):,} (cap {RATE_RPM:,}); "
+        f"max in any 1 s: {max_in_window(times, 1.0)} "
         f"(limit {1.1 * RATE_RPM / 60:.0f})"
     )
 

@@ -29,6 +29,7 @@ import asyncio
 import time
 from array import array
 from collections import Counter, deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -143,7 +144,7 @@ def count_per_window(times: array, seconds: float) -> list[int]:
     return counts
 
 
-def max_in_window(times: array, seconds: float) -> int:
+def max_in_window(times: Sequence[float], seconds: float) -> int:
     """Return the most `times` (ascending) that fall in any window of `seconds`."""
     best = 0
     left = 0

@@ -11,6 +11,7 @@ from batchkit.execute.limits import (
     RequestPacer,
     TokenWindow,
 )
+from batchkit.simulate.requestlog import max_in_window
 
 
 class FakeClock:
@@ -40,16 +41,6 @@ def _dispatch_greedily(rpm: int, seconds: float, jitter: float) -> list[float]:
     return times
 
 
-def _max_in_window(times: list[float], seconds: float) -> int:
-    most = 0
-    start = 0
-    for end, stamp in enumerate(times):
-        while times[start] <= stamp - seconds:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
-
-
 @pytest.mark.parametrize(
     ("rpm", "jitter"),
     [
@@ -68,8 +59,8 @@ def test_pacer_holds_and_uses_the_cap(rpm: int, jitter: float) -> None:
     # `jitter` is the most the event loop wakes up late, here up to two
     # dispatch intervals at 6,000/min; the pacer must catch up.
     times = _dispatch_greedily(rpm, 180.0, jitter)
-    assert _max_in_window(times, 60.0) <= rpm
-    assert _max_in_window(times, 1.0) <= max(1, int(1.1 * rpm / 60))
+    assert max_in_window(times, 60.0) <= rpm
+    assert max_in_window(times, 1.0) <= max(1, int(1.1 * rpm / 60))
     first_minute = sum(1 for stamp in times if stamp < times[0] + 60.0)
     assert first_minute >= 0.97 * rpm
 

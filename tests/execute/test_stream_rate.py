@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from batchkit.job.model import Job
+from batchkit.simulate.requestlog import max_in_window
 from tests.execute.jobfiles import KEY_ENV, prepared_job
 from tests.execute.streamruns import run
 
@@ -14,16 +15,6 @@ REQUESTS = 1_300  # 65 s at the cap, so one full 60-second window is measured
 
 def _arrival_times(simulator) -> list[float]:
     return sorted(entry["time"] for entry in simulator.log())
-
-
-def _max_in_window(times: list[float], seconds: float) -> int:
-    most = 0
-    start = 0
-    for end, stamp in enumerate(times):
-        while times[start] <= stamp - seconds:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 @pytest.mark.slow
@@ -45,8 +36,8 @@ def test_rate_cap_held_and_used(
     times = _arrival_times(simulator)
     assert len(times) == REQUESTS
     # No 60-second window over the cap, no second over 110 % of R/60.
-    assert _max_in_window(times, 60.0) <= RPM
-    assert _max_in_window(times, 1.0) <= 1.1 * RPM / 60
+    assert max_in_window(times, 60.0) <= RPM
+    assert max_in_window(times, 1.0) <= 1.1 * RPM / 60
     # At least 97 % of the cap sustained: the first minute holds >= 0.97 R.
     first_minute = sum(1 for stamp in times if stamp < times[0] + 60.0)
     assert first_minute >= 0.97 * RPM
