@@ -135,7 +135,7 @@ class ProviderSpec:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """Where validated results go and in which shape."""
+    """The load target of validated results and the shape of its rows."""
 
     target: TargetKind | None  # None: postgres if the URL variable is set, else parquet
     database_url_env: str

@@ -13,7 +13,7 @@ TABLES = [
         value VARCHAR NOT NULL
     )
     """,
-    # One row per item ever prepared; `item` holds the item query's columns.
+    # One row per item ever prepared. `item` contains the item query's columns.
     """
     CREATE TABLE IF NOT EXISTS items (
         item_key VARCHAR PRIMARY KEY,

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class ChunkWrite:
-    """What the target reported for one committed chunk; None when it cannot tell."""
+    """The target's row counts for one committed chunk; None where it reports none."""
 
     inserted: int | None
     updated: int | None
